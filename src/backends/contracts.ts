@@ -1,0 +1,150 @@
+/**
+ * The two backend contracts (DESIGN.md section 4). The embedded (SQLite), NATS JetStream and Kafka
+ * backends implement them, and all of them pass the suites in test/conformance/. Nothing here
+ * exposes a client library's types.
+ */
+import type { CloudEvent } from '../core/event.js';
+import type { Collection, Resource, ResourceKey } from '../core/resources/types.js';
+
+/** Identifies one broker's event log. */
+export interface BrokerRef {
+  readonly namespace: string;
+  readonly name: string;
+}
+
+/** Where a subscription that does not exist yet starts reading. */
+export type StartPosition =
+  | { readonly from: 'latest' }
+  | { readonly from: 'earliest' }
+  | { readonly from: 'time'; readonly time: Date };
+
+export type EventFilter = (event: CloudEvent) => boolean;
+
+export interface SubscriptionOptions {
+  /** Stable id of the subscription (a trigger's uid). Members with the same id share its work. */
+  readonly id: string;
+  readonly broker: BrokerRef;
+  /** Used only when the subscription does not exist yet; an existing one resumes where it was. */
+  readonly start: StartPosition;
+  /** At most this many messages are handed to this member and not yet settled. */
+  readonly maxInFlight: number;
+  /**
+   * Only events for which the filter returns true are handed over; the others count as done for
+   * this subscription. Absent: every event. Replace it with `SubscriptionHandle.setFilter`.
+   */
+  readonly filter?: EventFilter;
+}
+
+export interface DeadLetterInfo {
+  /** Why the event could not be delivered, for a human. */
+  readonly reason: string;
+  /** How many delivery attempts were made. */
+  readonly attempts: number;
+  /** The URL of the destination that failed. */
+  readonly destination?: string;
+  /** HTTP status of the last attempt, when there was a response. */
+  readonly lastStatus?: number;
+}
+
+export interface DeadLetterRecord extends DeadLetterInfo {
+  /** Unique within the subscription. */
+  readonly id: string;
+  readonly subscriptionId: string;
+  readonly event: CloudEvent;
+  readonly deadLetteredAt: Date;
+}
+
+/** One event handed to a subscription member. Settle it exactly once: ack, nak or deadLetter. */
+export interface LogMessage {
+  readonly event: CloudEvent;
+  /** Position in the broker's log: opaque, unique within the broker. */
+  readonly position: string;
+  /** 1 on the first hand-over, then one more for each nak. */
+  readonly attempt: number;
+  /** Done: never handed to this subscription again. */
+  ack(): Promise<void>;
+  /** Hand the event over again (to any member) after `delayMs`, with `attempt + 1`. */
+  nak(delayMs: number): Promise<void>;
+  /** Done for delivery, but kept: listed by `listDeadLetters` until removed. */
+  deadLetter(info: DeadLetterInfo): Promise<void>;
+}
+
+export interface SubscriptionHandle {
+  setFilter(filter: EventFilter | undefined): void;
+  /**
+   * Stops handing out messages to this member. Messages already handed out can still be settled
+   * until the EventLog closes; those never settled stay pending and are handed over again later
+   * (to another member, or after a restart).
+   */
+  close(): Promise<void>;
+}
+
+export interface EventLog {
+  /** Creates the broker's log if it does not exist. Idempotent. */
+  ensureBroker(broker: BrokerRef): Promise<void>;
+  /** Deletes the broker's log, its events and its subscriptions. Idempotent. */
+  deleteBroker(broker: BrokerRef): Promise<void>;
+  /**
+   * Appends events to the broker's log, in order. Resolves only once every one of them is durable;
+   * rejects (and stores none of them) otherwise. Rejects with NOT_FOUND when the broker has no log.
+   */
+  append(broker: BrokerRef, events: readonly CloudEvent[]): Promise<void>;
+  /**
+   * Creates the subscription at `start` if it does not exist. Idempotent. Once this resolves, every
+   * event appended afterwards will be seen by the subscription.
+   */
+  ensureSubscription(options: Pick<SubscriptionOptions, 'id' | 'broker' | 'start'>): Promise<void>;
+  /** Joins the subscription as a member (creating it as ensureSubscription would). */
+  subscribe(
+    options: SubscriptionOptions,
+    handler: (message: LogMessage) => void,
+  ): Promise<SubscriptionHandle>;
+  /** Deletes the subscription, its position, its pending retries and its dead letters. Idempotent. */
+  deleteSubscription(id: string, broker: BrokerRef): Promise<void>;
+  listDeadLetters(id: string, broker: BrokerRef): Promise<DeadLetterRecord[]>;
+  /** False while the backend cannot store events (the ingress answers 503). */
+  isHealthy(): boolean;
+  /** Flushes pending writes and releases resources. Members must be closed first. */
+  close(): Promise<void>;
+}
+
+export interface StoredResource {
+  readonly key: ResourceKey;
+  readonly resource: Resource;
+  /** Changes on every write of this key; compare-and-set uses it. */
+  readonly revision: number;
+}
+
+export type ResourceChange =
+  | { readonly type: 'put'; readonly stored: StoredResource }
+  | { readonly type: 'delete'; readonly key: ResourceKey };
+
+export interface ResourceWatch {
+  /** Every resource at the moment the watch started. */
+  readonly snapshot: StoredResource[];
+  stop(): void;
+}
+
+/** The control-plane store: a versioned key-value map with compare-and-set and a change feed. */
+export interface ResourceStore {
+  get(key: ResourceKey): Promise<StoredResource | undefined>;
+  /** Sorted by namespace, then name. */
+  list(collection: Collection, namespace?: string): Promise<StoredResource[]>;
+  /** Rejects with CONFLICT when the key exists. */
+  create(key: ResourceKey, resource: Resource): Promise<StoredResource>;
+  /** Rejects with CONFLICT when the key is absent or its revision is not `expectedRevision`. */
+  update(key: ResourceKey, resource: Resource, expectedRevision: number): Promise<StoredResource>;
+  /** Resolves false when the key was absent; CONFLICT when `expectedRevision` is given and stale. */
+  delete(key: ResourceKey, expectedRevision?: number): Promise<boolean>;
+  /** The current contents, then every later change in order, with no gap in between. */
+  watch(listener: (change: ResourceChange) => void): Promise<ResourceWatch>;
+  close(): Promise<void>;
+}
+
+/** What a backend factory returns; the composition root picks the factory. */
+export interface Backend {
+  readonly name: string;
+  readonly eventLog: EventLog;
+  readonly resources: ResourceStore;
+  close(): Promise<void>;
+}

@@ -1,0 +1,106 @@
+/**
+ * The control-plane resources, in Knative's shape (DESIGN.md section 2): a Knative Broker or
+ * Trigger manifest is accepted as it is.
+ */
+
+/** The collection a resource lives in; it names the management route `/v1/namespaces/{ns}/{collection}`. */
+export const COLLECTIONS = ['brokers', 'triggers', 'sources'] as const;
+export type Collection = (typeof COLLECTIONS)[number];
+
+export interface ObjectMeta {
+  name: string;
+  namespace: string;
+  /** Assigned on creation, never changes; a deleted and re-created resource gets a new one. */
+  uid?: string;
+  /** Incremented whenever `spec` changes. */
+  generation?: number;
+  creationTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason?: string;
+  message?: string;
+  lastTransitionTime?: string;
+}
+
+export interface Resource<Spec = Record<string, unknown>, Status = Record<string, unknown>> {
+  apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta;
+  spec: Spec;
+  status?: Status;
+}
+
+export interface ResourceKey {
+  readonly collection: Collection;
+  readonly namespace: string;
+  readonly name: string;
+}
+
+/** Where events go: a broker (`ref`) or an HTTP service (`uri`). */
+export interface Destination {
+  ref?: { apiVersion?: string; kind: string; name: string; namespace?: string };
+  uri?: string;
+  CACerts?: string;
+  audience?: string;
+}
+
+export const BACKOFF_POLICIES = ['linear', 'exponential'] as const;
+export type BackoffPolicy = (typeof BACKOFF_POLICIES)[number];
+
+export const DELIVERY_FORMATS = ['json', 'binary'] as const;
+export type DeliveryFormat = (typeof DELIVERY_FORMATS)[number];
+
+/** Knative's DeliverySpec, with its field names and ISO-8601 durations. */
+export interface DeliverySpec {
+  deadLetterSink?: Destination;
+  retry?: number;
+  backoffPolicy?: BackoffPolicy;
+  backoffDelay?: string;
+  timeout?: string;
+  retryAfterMax?: string;
+  format?: DeliveryFormat;
+}
+
+export interface BrokerSpec {
+  delivery?: DeliverySpec;
+  /** Knative's backend configuration reference; accepted and kept, not used. */
+  config?: Record<string, unknown>;
+}
+
+/** One Subscriptions API filter object: exactly one dialect is set. */
+export interface SubscriptionsFilter {
+  exact?: Record<string, string>;
+  prefix?: Record<string, string>;
+  suffix?: Record<string, string>;
+  all?: SubscriptionsFilter[];
+  any?: SubscriptionsFilter[];
+  not?: SubscriptionsFilter;
+  cesql?: string;
+}
+
+export interface TriggerSpec {
+  broker: string;
+  filter?: { attributes?: Record<string, string> };
+  filters?: SubscriptionsFilter[];
+  subscriber: Destination;
+  delivery?: DeliverySpec;
+}
+
+export type Broker = Resource<BrokerSpec>;
+export type Trigger = Resource<TriggerSpec>;
+export type Source = Resource;
+
+export const DEFAULT_NAMESPACE = 'default';
+export const DEFAULT_BROKER = 'default';
+
+/** Knative's broker default delivery (config-br-defaults): retry 10, exponential, PT0.2S. */
+export const DEFAULT_BROKER_DELIVERY: Readonly<DeliverySpec> = Object.freeze({
+  retry: 10,
+  backoffPolicy: 'exponential',
+  backoffDelay: 'PT0.2S',
+});
