@@ -91,7 +91,8 @@ export interface EventLog {
   append(broker: BrokerRef, events: readonly CloudEvent[]): Promise<void>;
   /**
    * Creates the subscription at `start` if it does not exist. Idempotent. Once this resolves, every
-   * event appended afterwards will be seen by the subscription.
+   * event appended afterwards will be seen by the subscription. Rejects with NOT_FOUND when the
+   * broker has no log.
    */
   ensureSubscription(options: Pick<SubscriptionOptions, 'id' | 'broker' | 'start'>): Promise<void>;
   /** Joins the subscription as a member (creating it as ensureSubscription would). */

@@ -12,7 +12,11 @@ export const ErrorCodes = {
   BROKER_NOT_FOUND: { status: 404, retryable: false, title: 'No such broker' },
   METHOD_NOT_ALLOWED: { status: 405, retryable: false, title: 'Method not allowed' },
   CONFLICT: { status: 409, retryable: true, title: 'The resource changed concurrently' },
-  PAYLOAD_TOO_LARGE: { status: 413, retryable: false, title: 'The request is larger than the limit' },
+  PAYLOAD_TOO_LARGE: {
+    status: 413,
+    retryable: false,
+    title: 'The request is larger than the limit',
+  },
   UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     retryable: false,
@@ -53,7 +57,10 @@ export class TributaryError extends Error {
 
   constructor(code: ErrorCode, message?: string, options: TributaryErrorOptions = {}) {
     const entry = ErrorCodes[code];
-    super(message ?? entry.title, options.cause === undefined ? undefined : { cause: options.cause });
+    super(
+      message ?? entry.title,
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.code = code;
     this.status = entry.status;
     this.retryable = entry.retryable;

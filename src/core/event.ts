@@ -41,8 +41,9 @@ export const BrokerExtensions = {
 
 /** An attribute as the filters and the legacy Knative semantics see it: its canonical string. */
 export function attributeString(event: CloudEvent, name: string): string | undefined {
-  const value = event.attributes[name];
-  return value === undefined ? undefined : String(value);
+  // hasOwn: `constructor` is a valid attribute name and must not read Object.prototype.
+  if (!Object.hasOwn(event.attributes, name)) return undefined;
+  return String(event.attributes[name]);
 }
 
 /** Returns a copy of the event with `name` set to `value` (appended if new, replaced in place if present). */

@@ -1,0 +1,67 @@
+/**
+ * Every error leaves as application/problem+json (RFC 9457) with a stable `code` and, for
+ * validation, every problem with its field path.
+ */
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import { ErrorCodes, isTributaryError, TributaryError, type ErrorCode } from '../core/errors.js';
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+export function sendProblem(reply: FastifyReply, error: TributaryError): FastifyReply {
+  const body: Record<string, unknown> = {
+    type: `urn:tributary:error:${error.code.toLowerCase().replaceAll('_', '-')}`,
+    title: ErrorCodes[error.code].title,
+    status: error.status,
+    code: error.code,
+    detail: error.message,
+  };
+  if (error.problems.length > 0) body.errors = error.problems;
+  if (error.retryAfter !== undefined) void reply.header('retry-after', String(error.retryAfter));
+  return reply.code(error.status).type(PROBLEM_CONTENT_TYPE).send(body);
+}
+
+/** Fastify's own errors (body too large, bad JSON...) mapped onto the catalog. */
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'BAD_REQUEST',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'BAD_REQUEST',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'BAD_REQUEST',
+};
+
+export function toTributaryError(error: unknown): TributaryError {
+  if (isTributaryError(error)) return error;
+  const fastifyError = error as Partial<FastifyError>;
+  const code = fastifyError.code === undefined ? undefined : FASTIFY_CODES[fastifyError.code];
+  if (code !== undefined) return new TributaryError(code, fastifyError.message, { cause: error });
+  if (
+    fastifyError.statusCode !== undefined &&
+    fastifyError.statusCode >= 400 &&
+    fastifyError.statusCode < 500
+  ) {
+    const clientCode: ErrorCode =
+      fastifyError.statusCode === 413
+        ? 'PAYLOAD_TOO_LARGE'
+        : fastifyError.statusCode === 415
+          ? 'UNSUPPORTED_MEDIA_TYPE'
+          : fastifyError.statusCode === 404
+            ? 'NOT_FOUND'
+            : 'BAD_REQUEST';
+    return new TributaryError(clientCode, fastifyError.message, { cause: error });
+  }
+  return new TributaryError('INTERNAL', 'Internal error', { cause: error });
+}
+
+export function installProblemHandlers(app: FastifyInstance): void {
+  app.setErrorHandler((error, request, reply) => {
+    const problem = toTributaryError(error);
+    if (problem.status >= 500) request.log.error({ err: error }, 'request failed');
+    return sendProblem(reply, problem);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(
+      reply,
+      new TributaryError('NOT_FOUND', `Nothing at ${request.method} ${request.url}`),
+    ),
+  );
+}

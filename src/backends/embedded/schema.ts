@@ -1,0 +1,93 @@
+/** The embedded backend's SQLite schema: one database holds the event logs and the resources. */
+import type { Database } from 'better-sqlite3';
+
+export const SCHEMA_VERSION = 1;
+
+const DDL = `
+CREATE TABLE IF NOT EXISTS meta (
+  key TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS brokers (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  namespace TEXT NOT NULL,
+  name TEXT NOT NULL,
+  UNIQUE (namespace, name)
+);
+
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  broker_id INTEGER NOT NULL,
+  appended_at INTEGER NOT NULL,
+  attrs TEXT NOT NULL,
+  data_kind INTEGER NOT NULL,
+  data BLOB
+);
+CREATE INDEX IF NOT EXISTS events_by_broker ON events (broker_id, seq);
+
+-- cursor: every event of the broker with seq <= cursor is done for the subscription, except the
+-- ones that have a row in retries.
+CREATE TABLE IF NOT EXISTS subscriptions (
+  sid INTEGER PRIMARY KEY AUTOINCREMENT,
+  broker_id INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  cursor INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  UNIQUE (broker_id, name)
+);
+
+CREATE TABLE IF NOT EXISTS retries (
+  sid INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  attempt INTEGER NOT NULL,
+  due_at INTEGER NOT NULL,
+  PRIMARY KEY (sid, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS retries_by_seq ON retries (seq);
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  sid INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  attrs TEXT NOT NULL,
+  data_kind INTEGER NOT NULL,
+  data BLOB,
+  reason TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  destination TEXT,
+  last_status INTEGER,
+  dead_lettered_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_by_subscription ON dead_letters (sid, id);
+
+CREATE TABLE IF NOT EXISTS resources (
+  collection TEXT NOT NULL,
+  namespace TEXT NOT NULL,
+  name TEXT NOT NULL,
+  revision INTEGER NOT NULL,
+  body TEXT NOT NULL,
+  PRIMARY KEY (collection, namespace, name)
+) WITHOUT ROWID;
+
+INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0);
+`;
+
+/** Sets the connection's pragmas and creates or checks the schema. */
+export function prepareDatabase(db: Database): void {
+  db.pragma('journal_mode = WAL');
+  // One fsync per commit: a commit is durable once it returns.
+  db.pragma('synchronous = FULL');
+  db.pragma('busy_timeout = 5000');
+  db.pragma('foreign_keys = OFF');
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > SCHEMA_VERSION) {
+    throw new Error(
+      `the database was written by a newer Tributary (schema ${version}, this one knows ${SCHEMA_VERSION})`,
+    );
+  }
+  db.transaction(() => {
+    db.exec(DDL);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  })();
+}

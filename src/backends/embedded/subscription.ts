@@ -1,0 +1,559 @@
+/**
+ * One subscription's delivery state in memory, created when its first member joins.
+ *
+ * Positions: `readPos` is the highest seq of the broker read from the log (into `buffer`, or
+ * already past it). The durable cursor means "every event of the broker with seq <= cursor is done,
+ * except those with a retries row"; the in-memory cursor is just below the lowest seq that is read
+ * but not done: the next one in `buffer`, or the lowest first-attempt seq handed out and not
+ * settled (`unsettled`, kept in seq order). Redeliveries (retries) never hold the cursor back: their
+ * retries row is durable before the seq counts as done. The cursor is persisted lazily through the
+ * group commit (a lost cursor update only causes a redelivery, which at-least-once allows).
+ */
+import type { CloudEvent } from '../../core/event.js';
+import { TributaryError } from '../../core/errors.js';
+import type { DeadLetterInfo, EventFilter, LogMessage, SubscriptionHandle } from '../contracts.js';
+import type { EventCache, LogEntry } from './cache.js';
+import { encodeEvent, type EncodedEvent } from './event-row.js';
+import { MinHeap } from './heap.js';
+import { rejection, shuttingDown, warn, type Writer } from './writer.js';
+
+/** Events read from the log per batch, when members have capacity. */
+export const READ_BATCH = 256;
+/** Events one pump examines before it yields the event loop. */
+const PUMP_BUDGET = 1024;
+const MAX_TIMER_DELAY = 2 ** 31 - 1;
+
+export interface BrokerState {
+  readonly id: number;
+  readonly namespace: string;
+  readonly name: string;
+  /** Highest committed seq of this broker (0 when it has none). */
+  lastSeq: number;
+  readonly cache: EventCache;
+  readonly subscriptions: Map<string, Subscription>;
+}
+
+/** What a subscription needs from the event log that owns it. */
+export interface SubscriptionStore {
+  readonly writer: Writer;
+  isClosed(): boolean;
+  readEvents(brokerId: number, after: number, limit: number): LogEntry[];
+  readEvent(brokerId: number, seq: number): CloudEvent | undefined;
+  /** The subscription's cursor may have moved: persist it with a coming commit. */
+  markDirty(subscription: Subscription): void;
+  /** The following run inside a transaction. */
+  writeRetry(sid: number, seq: number, attempt: number, dueAt: number): void;
+  deleteRetry(sid: number, seq: number): void;
+  writeDeadLetter(
+    sid: number,
+    seq: number,
+    event: EncodedEvent,
+    info: DeadLetterInfo,
+    at: number,
+  ): void;
+}
+
+export interface StoredRetry {
+  readonly seq: number;
+  readonly attempt: number;
+  readonly dueAt: number;
+}
+
+/** A seq of the log that this subscription has to hand over (or has handed over). */
+interface Pending {
+  readonly seq: number;
+  readonly attempt: number;
+  event: CloudEvent | undefined;
+  /** It has a retries row: it does not hold the cursor back. */
+  readonly retry: boolean;
+  /** The delivery that currently owns it; undefined while it waits for a member. */
+  holder: Delivery | undefined;
+  state: 'open' | 'settling' | 'done';
+}
+
+/** One hand-over of a pending seq to a member: what a LogMessage settles. */
+interface Delivery {
+  readonly pending: Pending;
+  readonly member: Member;
+  status: 'open' | 'settling' | 'settled';
+}
+
+class Member {
+  inFlight = 0;
+  closed = false;
+  readonly deliveries = new Set<Delivery>();
+
+  constructor(
+    readonly handler: (message: LogMessage) => void,
+    readonly maxInFlight: number,
+    public filter: EventFilter | undefined,
+  ) {}
+}
+
+const done: Promise<void> = Promise.resolve();
+
+function matches(filter: EventFilter | undefined, event: CloudEvent): boolean {
+  if (filter === undefined) return true;
+  try {
+    return filter(event);
+  } catch (error) {
+    warn('a subscription filter threw (the event counts as not matching)', error);
+    return false;
+  }
+}
+
+export class Subscription {
+  /** The cursor as last committed. */
+  persistedCursor: number;
+  private readPos: number;
+  private buffer: LogEntry[] = [];
+  private bufferIndex = 0;
+  /** First-attempt seqs handed out (or waiting after their member closed), in seq order. */
+  private readonly unsettled = new Map<number, Pending>();
+  /** Due redeliveries, waiting for a member or handed out. */
+  private readonly retrying = new Map<number, Pending>();
+  /** Redeliveries not due yet; the heap may hold stale entries, this map is the truth. */
+  private readonly scheduled = new Map<number, StoredRetry>();
+  private readonly heap = new MinHeap<StoredRetry>((retry) => retry.dueAt);
+  /** Due redeliveries and orphans of closed members: handed over before new events. */
+  private ready: Pending[] = [];
+  private readyIndex = 0;
+  private members: Member[] = [];
+  private nextMember = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private timerDue = Number.POSITIVE_INFINITY;
+  private pumping = false;
+  private pumpAgain = false;
+  private pumpScheduled = false;
+  private budget = 0;
+  private stopped = false;
+
+  constructor(
+    private readonly store: SubscriptionStore,
+    readonly broker: BrokerState,
+    readonly sid: number,
+    readonly name: string,
+    cursor: number,
+    retries: readonly StoredRetry[],
+  ) {
+    this.persistedCursor = cursor;
+    this.readPos = cursor;
+    for (const retry of retries) this.schedule(retry);
+  }
+
+  /** Every event with a seq up to this one is done (or has a retries row). */
+  cursor(): number {
+    let cursor = this.readPos;
+    const next = this.buffer[this.bufferIndex];
+    if (next !== undefined) cursor = Math.min(cursor, next.seq - 1);
+    for (const seq of this.unsettled.keys()) {
+      cursor = Math.min(cursor, seq - 1);
+      break;
+    }
+    return cursor;
+  }
+
+  isStopped(): boolean {
+    return this.stopped;
+  }
+
+  join(
+    handler: (message: LogMessage) => void,
+    maxInFlight: number,
+    filter: EventFilter | undefined,
+  ): SubscriptionHandle {
+    const member = new Member(handler, maxInFlight, filter);
+    this.members.push(member);
+    this.armTimer();
+    this.schedulePump();
+    return {
+      setFilter: (next) => {
+        member.filter = next;
+      },
+      close: () => {
+        this.leave(member);
+        return done;
+      },
+    };
+  }
+
+  /** Stops handing over to the member; what it holds unsettled goes to the other members. */
+  private leave(member: Member): void {
+    if (member.closed) return;
+    member.closed = true;
+    const index = this.members.indexOf(member);
+    if (index >= 0) this.members.splice(index, 1);
+    if (this.nextMember >= this.members.length) this.nextMember = 0;
+    for (const delivery of member.deliveries) {
+      const pending = delivery.pending;
+      if (delivery.status === 'open' && pending.state === 'open' && pending.holder === delivery) {
+        pending.holder = undefined;
+        this.ready.push(pending);
+      }
+    }
+    if (this.members.length > 0) this.schedulePump();
+    else this.clearTimer();
+  }
+
+  /** The subscription was deleted, or the log closed: nothing is handed over any more. */
+  stop(): void {
+    this.stopped = true;
+    this.clearTimer();
+    for (const member of this.members) member.closed = true;
+    this.members = [];
+    this.buffer = [];
+    this.bufferIndex = 0;
+    this.ready = [];
+    this.readyIndex = 0;
+    this.heap.clear();
+    this.scheduled.clear();
+  }
+
+  // ---- hand-over ----
+
+  schedulePump(): void {
+    if (this.pumpScheduled || this.stopped) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  /** Hands events to members with free capacity: due retries first, then new events. */
+  pump(): void {
+    if (this.stopped || this.members.length === 0 || this.store.isClosed()) return;
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    this.budget = PUMP_BUDGET;
+    try {
+      do {
+        this.pumpAgain = false;
+        for (;;) {
+          const member = this.memberWithCapacity();
+          if (member === undefined) break;
+          const pending = this.nextFor(member);
+          if (pending === undefined) break;
+          this.handOver(member, pending);
+        }
+      } while (this.pumpAgain && this.budget > 0);
+    } finally {
+      this.pumping = false;
+    }
+    if (this.budget <= 0) this.schedulePump();
+    if (this.cursor() > this.persistedCursor) this.store.markDirty(this);
+  }
+
+  /** Round robin over the members that have room. */
+  private memberWithCapacity(): Member | undefined {
+    const count = this.members.length;
+    for (let i = 0; i < count; i++) {
+      const index = (this.nextMember + i) % count;
+      const member = this.members[index]!;
+      if (member.inFlight < member.maxInFlight) {
+        this.nextMember = (index + 1) % count;
+        return member;
+      }
+    }
+    return undefined;
+  }
+
+  /** The next pending seq for `member`, settling at once those its filter rejects. */
+  private nextFor(member: Member): Pending | undefined {
+    while (this.budget > 0) {
+      this.budget--;
+      const pending = this.takeReady() ?? this.takeNew();
+      if (pending === undefined) return undefined;
+      if (pending.event === undefined) {
+        pending.event =
+          this.broker.cache.get(pending.seq) ?? this.store.readEvent(this.broker.id, pending.seq);
+        if (pending.event === undefined) {
+          // The event is gone (its broker was deleted under us): nothing to deliver.
+          this.finishUndelivered(pending);
+          continue;
+        }
+      }
+      if (!matches(member.filter, pending.event)) {
+        this.finishUndelivered(pending);
+        continue;
+      }
+      return pending;
+    }
+    return undefined;
+  }
+
+  private takeReady(): Pending | undefined {
+    while (this.readyIndex < this.ready.length) {
+      const pending = this.ready[this.readyIndex]!;
+      this.readyIndex++;
+      if (pending.state === 'open' && pending.holder === undefined) {
+        if (this.readyIndex > 1024 && this.readyIndex * 2 > this.ready.length) {
+          this.ready = this.ready.slice(this.readyIndex);
+          this.readyIndex = 0;
+        }
+        return pending;
+      }
+    }
+    if (this.ready.length > 0) {
+      this.ready = [];
+      this.readyIndex = 0;
+    }
+    return undefined;
+  }
+
+  private takeNew(): Pending | undefined {
+    for (;;) {
+      if (this.bufferIndex >= this.buffer.length && !this.fill()) return undefined;
+      const entry = this.buffer[this.bufferIndex]!;
+      this.bufferIndex++;
+      // A seq with a retries row (left by an earlier run) is redelivered by its retry.
+      if (this.scheduled.has(entry.seq) || this.retrying.has(entry.seq)) continue;
+      return {
+        seq: entry.seq,
+        attempt: 1,
+        event: entry.event,
+        retry: false,
+        holder: undefined,
+        state: 'open',
+      };
+    }
+  }
+
+  /** Reads the next batch: from the broker's shared cache when it has it, else from SQLite. */
+  private fill(): boolean {
+    this.buffer = [];
+    this.bufferIndex = 0;
+    const broker = this.broker;
+    if (this.readPos >= broker.lastSeq) return false;
+    const entries =
+      broker.cache.readAfter(this.readPos, READ_BATCH) ??
+      this.store.readEvents(broker.id, this.readPos, READ_BATCH);
+    const last = entries[entries.length - 1];
+    if (last === undefined) {
+      this.readPos = broker.lastSeq;
+      return false;
+    }
+    this.buffer = entries;
+    this.readPos = last.seq;
+    return true;
+  }
+
+  private handOver(member: Member, pending: Pending): void {
+    const delivery: Delivery = { pending, member, status: 'open' };
+    pending.holder = delivery;
+    if (!pending.retry && !this.unsettled.has(pending.seq))
+      this.unsettled.set(pending.seq, pending);
+    member.inFlight++;
+    member.deliveries.add(delivery);
+    const message: LogMessage = Object.freeze({
+      event: pending.event!,
+      position: String(pending.seq),
+      attempt: pending.attempt,
+      ack: () => this.ack(delivery),
+      nak: (delayMs: number) => this.nak(delivery, delayMs),
+      deadLetter: (info: DeadLetterInfo) => this.deadLetter(delivery, info),
+    });
+    try {
+      member.handler(message);
+    } catch (error) {
+      warn('a subscription handler threw (its message stays unsettled)', error);
+    }
+  }
+
+  /** Done without a hand-over: filtered out, or its event is gone. */
+  private finishUndelivered(pending: Pending): void {
+    pending.state = 'done';
+    if (!pending.retry) {
+      this.unsettled.delete(pending.seq);
+      return;
+    }
+    this.retrying.delete(pending.seq);
+    const { sid } = this;
+    const { seq } = pending;
+    this.store.writer
+      .enqueue(() => this.store.deleteRetry(sid, seq))
+      .catch((error: unknown) => warn('could not delete a retry', error));
+  }
+
+  // ---- settlement ----
+
+  /** Frees the member's capacity; the delivery is over. */
+  private release(delivery: Delivery): void {
+    if (delivery.status === 'settled') return;
+    delivery.status = 'settled';
+    const { pending, member } = delivery;
+    if (pending.holder === delivery) pending.holder = undefined;
+    member.deliveries.delete(delivery);
+    if (!member.closed) {
+      member.inFlight--;
+      this.schedulePump();
+    }
+  }
+
+  /**
+   * Common checks: undefined when the call settles the pending seq, else the (resolved or
+   * rejected) promise to return: a second settlement, or one for a seq another delivery settled.
+   */
+  private refuse(delivery: Delivery): Promise<void> | undefined {
+    if (this.store.isClosed()) return Promise.reject(shuttingDown());
+    if (delivery.status !== 'open') return done;
+    if (this.stopped || delivery.pending.state !== 'open') {
+      this.release(delivery);
+      return done;
+    }
+    return undefined;
+  }
+
+  private ack(delivery: Delivery): Promise<void> {
+    const refused = this.refuse(delivery);
+    if (refused !== undefined) return refused;
+    const pending = delivery.pending;
+    this.release(delivery);
+    pending.state = 'done';
+    if (!pending.retry) {
+      this.unsettled.delete(pending.seq);
+      this.store.markDirty(this);
+      return done;
+    }
+    this.retrying.delete(pending.seq);
+    const { sid } = this;
+    const { seq } = pending;
+    return this.store.writer.enqueue(() => this.store.deleteRetry(sid, seq));
+  }
+
+  private nak(delivery: Delivery, delayMs: number): Promise<void> {
+    const refused = this.refuse(delivery);
+    if (refused !== undefined) return refused;
+    const delay = Number.isFinite(delayMs) && delayMs > 0 ? delayMs : 0;
+    const pending = delivery.pending;
+    const retry: StoredRetry = {
+      seq: pending.seq,
+      attempt: pending.attempt + 1,
+      dueAt: Date.now() + delay,
+    };
+    const { sid } = this;
+    return this.settleDurably(
+      delivery,
+      () => this.store.writeRetry(sid, retry.seq, retry.attempt, retry.dueAt),
+      () => this.schedule(retry),
+    );
+  }
+
+  private deadLetter(delivery: Delivery, info: DeadLetterInfo): Promise<void> {
+    const refused = this.refuse(delivery);
+    if (refused !== undefined) return refused;
+    const pending = delivery.pending;
+    let encoded: EncodedEvent;
+    try {
+      encoded = encodeEvent(pending.event!);
+      if (typeof info.reason !== 'string' || !Number.isFinite(info.attempts)) {
+        throw new TributaryError('BAD_REQUEST', 'a dead letter needs a reason and attempts');
+      }
+    } catch (error) {
+      return rejection(error);
+    }
+    const at = Date.now();
+    const { sid } = this;
+    const { seq, retry } = pending;
+    return this.settleDurably(delivery, () => {
+      this.store.writeDeadLetter(sid, seq, encoded, info, at);
+      if (retry) this.store.deleteRetry(sid, seq);
+    });
+  }
+
+  /** A settlement that is done only once `write` committed (nak, deadLetter). */
+  private settleDurably(
+    delivery: Delivery,
+    write: () => void,
+    afterCommit?: () => void,
+  ): Promise<void> {
+    const pending = delivery.pending;
+    delivery.status = 'settling';
+    pending.state = 'settling';
+    return this.store.writer
+      .enqueue(write, () => {
+        this.release(delivery);
+        pending.state = 'done';
+        if (this.stopped) return;
+        if (pending.retry) this.retrying.delete(pending.seq);
+        else this.unsettled.delete(pending.seq);
+        afterCommit?.();
+        this.store.markDirty(this);
+      })
+      .catch((error: unknown) => {
+        // Not settled: the message can be settled again.
+        delivery.status = 'open';
+        if (pending.state === 'settling') pending.state = 'open';
+        if (delivery.member.closed && pending.holder === delivery && !this.stopped) {
+          pending.holder = undefined;
+          this.ready.push(pending);
+          this.schedulePump();
+        }
+        throw error;
+      });
+  }
+
+  // ---- retries ----
+
+  private schedule(retry: StoredRetry): void {
+    this.scheduled.set(retry.seq, retry);
+    this.heap.push(retry);
+    this.armTimer();
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerDue = Number.POSITIVE_INFINITY;
+  }
+
+  /** One timer per subscription, for the earliest due retry, while it has members. */
+  private armTimer(): void {
+    let top = this.heap.peek();
+    while (top !== undefined && this.scheduled.get(top.seq) !== top) {
+      this.heap.pop();
+      top = this.heap.peek();
+    }
+    if (top === undefined || this.members.length === 0 || this.stopped) {
+      this.clearTimer();
+      return;
+    }
+    if (this.timer !== undefined && this.timerDue <= top.dueAt) return;
+    this.clearTimer();
+    this.timerDue = top.dueAt;
+    const delay = Math.min(Math.max(0, top.dueAt - Date.now()), MAX_TIMER_DELAY);
+    this.timer = setTimeout(() => this.onTimer(), delay);
+    this.timer.unref();
+  }
+
+  private onTimer(): void {
+    this.timer = undefined;
+    this.timerDue = Number.POSITIVE_INFINITY;
+    if (this.stopped) return;
+    const now = Date.now();
+    for (
+      let top = this.heap.peek();
+      top !== undefined && top.dueAt <= now;
+      top = this.heap.peek()
+    ) {
+      this.heap.pop();
+      if (this.scheduled.get(top.seq) !== top) continue;
+      this.scheduled.delete(top.seq);
+      const pending: Pending = {
+        seq: top.seq,
+        attempt: top.attempt,
+        event: undefined,
+        retry: true,
+        holder: undefined,
+        state: 'open',
+      };
+      this.retrying.set(top.seq, pending);
+      this.ready.push(pending);
+    }
+    this.armTimer();
+    this.pump();
+  }
+}

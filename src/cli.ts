@@ -1,0 +1,109 @@
+#!/usr/bin/env node
+/**
+ * The `tributary` command. `tributary serve` starts the service; `tributary --help` explains every
+ * option.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { envName, loadConfig, OPTIONS } from './config.js';
+import { isTributaryError } from './core/errors.js';
+import { startServer } from './server.js';
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+function help(): string {
+  const width = Math.max(...OPTIONS.map((o) => o.flag.length)) + 10;
+  const lines = OPTIONS.map((o) => {
+    const left = `  --${o.flag} <value>`.padEnd(width + 4);
+    return `${left}${o.help}\n${' '.repeat(width + 4)}default ${o.default}; env ${envName(o.flag)}`;
+  });
+  return `Tributary ${version()}: a CloudEvents event mesh (brokers, triggers, sources) in one service.
+
+Usage:
+  tributary serve [options]   start the service
+  tributary --help            show this help
+  tributary --version         print the version
+
+Options of serve (flag, then environment variable, then config file, then default):
+${lines.join('\n')}
+  --config <file>               YAML file with any of the options above, keyed by their
+                                camelCase names (port, dataDir, maxEventSize, ...).
+                                env ${envName('config')}
+
+Endpoints (one port): POST /{namespace}/{broker} (CloudEvents ingress),
+/v1/namespaces/{ns}/{brokers,triggers,sources}[/{name}] and POST /v1/apply (management),
+GET /healthz and /readyz. SIGTERM or SIGINT stops accepting, waits for in-flight deliveries
+up to --shutdown-timeout, and closes the store.
+`;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`tributary: ${message}\n`);
+  process.exit(2);
+}
+
+async function serve(args: string[]): Promise<void> {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    config: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  };
+  for (const o of OPTIONS) options[o.flag] = { type: 'string' };
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args, options, allowPositionals: false, strict: true });
+  } catch (error) {
+    fail(`${(error as Error).message}\nRun "tributary --help" for the options.`);
+  }
+  if (parsed.values.help === true) {
+    process.stdout.write(help());
+    return;
+  }
+  const flags = parsed.values as Record<string, string | undefined>;
+  const configFile = flags.config ?? process.env[envName('config')];
+  let config;
+  try {
+    config = loadConfig({ flags, env: process.env, configFile });
+  } catch (error) {
+    fail(isTributaryError(error) ? error.message : String(error));
+  }
+  const server = await startServer(config);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    server.log.info({ signal }, 'shutting down');
+    server.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        server.log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(help());
+    return;
+  }
+  if (command === '--version' || command === '-v') {
+    process.stdout.write(`${version()}\n`);
+    return;
+  }
+  if (command === 'serve') return serve(rest);
+  fail(`unknown command "${command}". Run "tributary --help".`);
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  process.stderr.write(`tributary: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

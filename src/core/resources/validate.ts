@@ -1,0 +1,555 @@
+/**
+ * Validation of Broker, Trigger and source manifests (DESIGN.md section 2, reference/knative.md
+ * 1.1-1.5). Every function returns every problem it finds, each with its field path (such as
+ * `spec.filters[1].prefix`), and [] when the input is valid; nothing throws (Knative `FieldError`).
+ *
+ * Knative manifests are accepted as they are: server-owned metadata (`uid`, `generation`,
+ * `creationTimestamp`, ...) and a top-level `status` are ignored, so a manifest read back with GET
+ * can be applied again. Unknown fields inside `spec` are rejected so that typos are caught.
+ */
+
+import type { FieldProblem } from '../errors.js';
+import { durationError, parseDuration } from '../duration.js';
+import { SOURCE_KINDS } from './manifest.js';
+import { BACKOFF_POLICIES, DELIVERY_FORMATS } from './types.js';
+
+type JsonObject = Record<string, unknown>;
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function problem(field: string, message: string): FieldProblem {
+  return { field, message };
+}
+
+/** `base.key` for identifier-like keys, `base[key]` otherwise (label keys, invalid attribute names). */
+function fieldPath(base: string, key: string): string {
+  if (base === '') return key;
+  return /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(key) ? `${base}.${key}` : `${base}[${key}]`;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return `a ${typeof value}`;
+}
+
+const REQUIRED = 'required';
+const UNKNOWN_FIELD = 'unknown field';
+
+function mustBeObject(field: string, value: unknown): FieldProblem {
+  return problem(field, `must be an object, got ${describe(value)}`);
+}
+
+function unknownFields(
+  object: JsonObject,
+  known: ReadonlySet<string>,
+  field: string,
+  message = UNKNOWN_FIELD,
+): FieldProblem[] {
+  const problems: FieldProblem[] = [];
+  for (const key of Object.keys(object)) {
+    if (!known.has(key)) problems.push(problem(fieldPath(field, key), message));
+  }
+  return problems;
+}
+
+function nonEmptyString(value: unknown, field: string): FieldProblem[] {
+  if (value === undefined) return [problem(field, REQUIRED)];
+  if (typeof value !== 'string')
+    return [problem(field, `must be a string, got ${describe(value)}`)];
+  if (value === '') return [problem(field, 'must not be empty')];
+  return [];
+}
+
+function optionalString(value: unknown, field: string): FieldProblem[] {
+  if (value === undefined || typeof value === 'string') return [];
+  return [problem(field, `must be a string, got ${describe(value)}`)];
+}
+
+function oneOf(value: unknown, allowed: readonly string[], field: string): FieldProblem[] {
+  if (typeof value === 'string' && allowed.includes(value)) return [];
+  const shown = typeof value === 'string' ? `"${value}"` : describe(value);
+  return [problem(field, `must be one of ${allowed.join(', ')}, got ${shown}`)];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names and metadata
+
+export const MAX_NAME_LENGTH = 63;
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** Namespace names that would collide with the server's own top-level paths (DESIGN.md section 3). */
+export const RESERVED_NAMESPACES: ReadonlySet<string> = new Set([
+  'v1',
+  'webhooks',
+  'docs',
+  'metrics',
+  'healthz',
+  'readyz',
+  'openapi.json',
+]);
+
+/** A DNS-1123 label: ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$, at most 63 characters. */
+export function validateName(name: unknown, field: string): FieldProblem[] {
+  const basic = nonEmptyString(name, field);
+  if (basic.length > 0 || typeof name !== 'string') return basic;
+  const problems: FieldProblem[] = [];
+  if (name.length > MAX_NAME_LENGTH) {
+    problems.push(
+      problem(field, `must be at most ${MAX_NAME_LENGTH} characters, has ${name.length}`),
+    );
+  }
+  if (!DNS1123_LABEL.test(name)) {
+    problems.push(
+      problem(
+        field,
+        `"${name}" is not a DNS-1123 label: use lower-case letters, digits and '-', starting and ending with a letter or digit`,
+      ),
+    );
+  }
+  return problems;
+}
+
+/** A DNS-1123 label that is not one of RESERVED_NAMESPACES. */
+export function validateNamespace(ns: unknown, field: string): FieldProblem[] {
+  if (typeof ns === 'string' && RESERVED_NAMESPACES.has(ns)) {
+    return [problem(field, `"${ns}" is reserved and cannot be used as a namespace`)];
+  }
+  return validateName(ns, field);
+}
+
+/**
+ * Standard Kubernetes ObjectMeta fields a manifest read back from Knative or from our own GET may
+ * carry. They are owned by the server and ignored; anything else unknown is a typo and rejected.
+ */
+const SERVER_OWNED_METADATA = [
+  'uid',
+  'generation',
+  'creationTimestamp',
+  'resourceVersion',
+  'selfLink',
+  'managedFields',
+  'ownerReferences',
+  'finalizers',
+  'generateName',
+  'deletionTimestamp',
+  'deletionGracePeriodSeconds',
+];
+const METADATA_FIELDS: ReadonlySet<string> = new Set([
+  'name',
+  'namespace',
+  'labels',
+  'annotations',
+  ...SERVER_OWNED_METADATA,
+]);
+
+function validateStringMap(value: unknown, field: string): FieldProblem[] {
+  if (value === undefined) return [];
+  if (!isObject(value)) return [problem(field, `must be a map of strings, got ${describe(value)}`)];
+  const problems: FieldProblem[] = [];
+  for (const [key, entry] of Object.entries(value)) {
+    if (key === '') problems.push(problem(field, 'keys must not be empty'));
+    if (typeof entry !== 'string') {
+      problems.push(problem(fieldPath(field, key), `must be a string, got ${describe(entry)}`));
+    }
+  }
+  return problems;
+}
+
+/** `name`, `namespace` (both required), `labels` and `annotations` (string maps). */
+export function validateMetadata(meta: unknown, field = 'metadata'): FieldProblem[] {
+  if (meta === undefined) return [problem(field, REQUIRED)];
+  if (!isObject(meta)) return [mustBeObject(field, meta)];
+  return [
+    ...validateName(meta.name, `${field}.name`),
+    ...validateNamespace(meta.namespace, `${field}.namespace`),
+    ...validateStringMap(meta.labels, `${field}.labels`),
+    ...validateStringMap(meta.annotations, `${field}.annotations`),
+    ...unknownFields(meta, METADATA_FIELDS, field),
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Destinations
+
+const DESTINATION_FIELDS: ReadonlySet<string> = new Set(['ref', 'uri', 'CACerts', 'audience']);
+const REF_FIELDS: ReadonlySet<string> = new Set(['apiVersion', 'kind', 'name', 'namespace']);
+
+function validateHttpUrl(value: unknown, field: string): FieldProblem[] {
+  const basic = nonEmptyString(value, field);
+  if (basic.length > 0 || typeof value !== 'string') return basic;
+  const message = `"${value}" is not an absolute http or https URL`;
+  if (value.trim() !== value) return [problem(field, `${message} (surrounding whitespace)`)];
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return [problem(field, message)];
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
+    return [problem(field, message)];
+  }
+  return [];
+}
+
+function validateBrokerRef(ref: unknown, field: string, destinationField: string): FieldProblem[] {
+  if (!isObject(ref)) return [mustBeObject(field, ref)];
+  const problems: FieldProblem[] = [];
+  if (ref.kind === undefined) {
+    problems.push(problem(`${field}.kind`, REQUIRED));
+  } else if (ref.kind !== 'Broker') {
+    const shown = typeof ref.kind === 'string' ? `"${ref.kind}"` : describe(ref.kind);
+    problems.push(
+      problem(
+        `${field}.kind`,
+        `only kind Broker can be referenced, got ${shown}; to deliver to a service give ${destinationField}.uri`,
+      ),
+    );
+  }
+  problems.push(...validateName(ref.name, `${field}.name`));
+  if (ref.namespace !== undefined) {
+    problems.push(...validateNamespace(ref.namespace, `${field}.namespace`));
+  }
+  problems.push(...optionalString(ref.apiVersion, `${field}.apiVersion`));
+  problems.push(...unknownFields(ref, REF_FIELDS, field));
+  return problems;
+}
+
+/**
+ * A Destination. Without `allowBrokerRef` (trigger subscribers, dead-letter sinks) it needs `uri`,
+ * an absolute http(s) URL, and a `ref` is refused because Kubernetes objects cannot be resolved.
+ * With `allowBrokerRef` (source sinks) it needs exactly one of `ref` (to kind Broker) and `uri`.
+ */
+export function validateDestination(
+  dest: unknown,
+  field: string,
+  options: { allowBrokerRef?: boolean } = {},
+): FieldProblem[] {
+  if (dest === undefined) return [problem(field, REQUIRED)];
+  if (!isObject(dest)) return [mustBeObject(field, dest)];
+  const problems: FieldProblem[] = [];
+  const hasRef = dest.ref !== undefined;
+  const hasUri = dest.uri !== undefined;
+  if (options.allowBrokerRef === true) {
+    if (hasRef && hasUri)
+      problems.push(problem(field, 'give exactly one of ref and uri, not both'));
+    if (!hasRef && !hasUri) problems.push(problem(field, 'one of ref or uri is required'));
+    if (hasRef) problems.push(...validateBrokerRef(dest.ref, `${field}.ref`, field));
+  } else {
+    if (hasRef) {
+      problems.push(
+        problem(
+          `${field}.ref`,
+          `references to Kubernetes objects cannot be resolved; give ${field}.uri`,
+        ),
+      );
+    } else if (!hasUri) {
+      problems.push(problem(`${field}.uri`, REQUIRED));
+    }
+  }
+  if (hasUri) problems.push(...validateHttpUrl(dest.uri, `${field}.uri`));
+  problems.push(...optionalString(dest.CACerts, `${field}.CACerts`));
+  problems.push(...optionalString(dest.audience, `${field}.audience`));
+  problems.push(...unknownFields(dest, DESTINATION_FIELDS, field));
+  return problems;
+}
+
+// ---------------------------------------------------------------------------------------------
+// DeliverySpec
+
+const DELIVERY_FIELDS: ReadonlySet<string> = new Set([
+  'deadLetterSink',
+  'retry',
+  'backoffPolicy',
+  'backoffDelay',
+  'timeout',
+  'retryAfterMax',
+  'format',
+]);
+const MAX_INT32 = 2_147_483_647;
+
+function validateDurationField(
+  value: unknown,
+  field: string,
+  mustBePositive: boolean,
+): FieldProblem[] {
+  if (value === undefined) return [];
+  const error = durationError(value);
+  if (error !== undefined) return [problem(field, error)];
+  if (mustBePositive && parseDuration(value as string) === 0) {
+    return [problem(field, 'must be greater than zero')];
+  }
+  return [];
+}
+
+/** Knative's DeliverySpec (reference/knative.md 1.5). Absent (undefined) is valid. */
+export function validateDeliverySpec(spec: unknown, field: string): FieldProblem[] {
+  if (spec === undefined) return [];
+  if (!isObject(spec)) return [mustBeObject(field, spec)];
+  const problems: FieldProblem[] = [];
+  if (spec.deadLetterSink !== undefined) {
+    problems.push(...validateDestination(spec.deadLetterSink, `${field}.deadLetterSink`));
+  }
+  if (spec.retry !== undefined) {
+    const retry = spec.retry;
+    if (typeof retry !== 'number' || !Number.isInteger(retry) || retry < 0 || retry > MAX_INT32) {
+      const shown = typeof retry === 'number' ? String(retry) : describe(retry);
+      problems.push(problem(`${field}.retry`, `must be an integer >= 0, got ${shown}`));
+    }
+  }
+  if (spec.backoffPolicy !== undefined) {
+    problems.push(...oneOf(spec.backoffPolicy, BACKOFF_POLICIES, `${field}.backoffPolicy`));
+  }
+  problems.push(...validateDurationField(spec.backoffDelay, `${field}.backoffDelay`, false));
+  problems.push(...validateDurationField(spec.timeout, `${field}.timeout`, true));
+  problems.push(...validateDurationField(spec.retryAfterMax, `${field}.retryAfterMax`, false));
+  if (spec.format !== undefined) {
+    problems.push(...oneOf(spec.format, DELIVERY_FORMATS, `${field}.format`));
+  }
+  problems.push(...unknownFields(spec, DELIVERY_FIELDS, field));
+  return problems;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Filters
+
+const ATTRIBUTE_NAME = /^[a-z][a-z0-9]*$/;
+
+/** A CloudEvents attribute name as Knative filters accept it: ^[a-z][a-z0-9]*$. */
+export function isValidAttributeName(name: string): boolean {
+  return ATTRIBUTE_NAME.test(name);
+}
+
+function validateAttributeMap(
+  value: unknown,
+  field: string,
+  options: { requireEntries: boolean; allowEmptyValues: boolean },
+): FieldProblem[] {
+  if (!isObject(value)) {
+    return [problem(field, `must be a map of attribute names to strings, got ${describe(value)}`)];
+  }
+  const entries = Object.entries(value);
+  if (options.requireEntries && entries.length === 0) {
+    return [problem(field, 'must name at least one attribute')];
+  }
+  const problems: FieldProblem[] = [];
+  for (const [key, wanted] of entries) {
+    if (!isValidAttributeName(key)) {
+      problems.push(
+        problem(
+          field,
+          `invalid attribute name "${key}": attribute names are lower-case letters and digits, starting with a letter`,
+        ),
+      );
+    }
+    if (typeof wanted !== 'string') {
+      problems.push(problem(fieldPath(field, key), `must be a string, got ${describe(wanted)}`));
+    } else if (wanted === '' && !options.allowEmptyValues) {
+      problems.push(problem(fieldPath(field, key), 'must not be empty'));
+    }
+  }
+  return problems;
+}
+
+const DIALECTS: ReadonlySet<string> = new Set([
+  'exact',
+  'prefix',
+  'suffix',
+  'all',
+  'any',
+  'not',
+  'cesql',
+]);
+
+/**
+ * The CESQL dialect is not implemented yet. This is the one place that refuses it; the change that
+ * implements CESQL parses the expression here (and compiles it in filters.ts `compileCesql`).
+ */
+function validateCesql(_expression: unknown, field: string): FieldProblem[] {
+  return [problem(field, 'the cesql dialect is not supported yet')];
+}
+
+function validateFilterList(value: unknown, field: string): FieldProblem[] {
+  if (!Array.isArray(value))
+    return [problem(field, `must be a list of filters, got ${describe(value)}`)];
+  if (value.length === 0) return [problem(field, 'must contain at least one filter')];
+  return value.flatMap((nested, i) => validateSubscriptionsFilter(nested, `${field}[${i}]`));
+}
+
+/** One Subscriptions API filter object (reference/knative.md 1.4): exactly one dialect. */
+export function validateSubscriptionsFilter(filter: unknown, field: string): FieldProblem[] {
+  if (!isObject(filter)) return [mustBeObject(field, filter)];
+  const keys = Object.keys(filter);
+  const dialects = keys.filter((key) => DIALECTS.has(key));
+  const problems: FieldProblem[] = [];
+  if (keys.length === 0) {
+    problems.push(problem(field, 'one dialect is required'));
+  } else if (dialects.length > 1) {
+    problems.push(problem(field, 'multiple dialects found, filters can have only one dialect set'));
+  }
+  for (const key of keys) {
+    const value = filter[key];
+    const path = fieldPath(field, key);
+    switch (key) {
+      case 'exact':
+      case 'prefix':
+      case 'suffix':
+        problems.push(
+          ...validateAttributeMap(value, path, { requireEntries: true, allowEmptyValues: false }),
+        );
+        break;
+      case 'all':
+      case 'any':
+        problems.push(...validateFilterList(value, path));
+        break;
+      case 'not':
+        problems.push(...validateSubscriptionsFilter(value, path));
+        break;
+      case 'cesql':
+        problems.push(...validateCesql(value, path));
+        break;
+      default:
+        problems.push(
+          problem(path, 'unknown dialect; use one of exact, prefix, suffix, all, any, not'),
+        );
+    }
+  }
+  return problems;
+}
+
+const LEGACY_FILTER_FIELDS: ReadonlySet<string> = new Set(['attributes']);
+
+function validateLegacyFilter(filter: unknown, field: string): FieldProblem[] {
+  if (!isObject(filter)) return [mustBeObject(field, filter)];
+  const problems: FieldProblem[] = [];
+  if (filter.attributes !== undefined) {
+    problems.push(
+      ...validateAttributeMap(filter.attributes, `${field}.attributes`, {
+        requireEntries: false,
+        allowEmptyValues: true,
+      }),
+    );
+  }
+  problems.push(...unknownFields(filter, LEGACY_FILTER_FIELDS, field));
+  return problems;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resources
+
+const TOP_LEVEL_FIELDS: ReadonlySet<string> = new Set([
+  'apiVersion',
+  'kind',
+  'metadata',
+  'spec',
+  'status',
+]);
+
+/** apiVersion, kind, metadata and unknown top-level fields; `status` is ignored. */
+function validateEnvelope(
+  resource: JsonObject,
+  kindProblems: (kind: unknown) => FieldProblem[],
+): FieldProblem[] {
+  return [
+    ...nonEmptyString(resource.apiVersion, 'apiVersion'),
+    ...kindProblems(resource.kind),
+    ...validateMetadata(resource.metadata, 'metadata'),
+    ...unknownFields(resource, TOP_LEVEL_FIELDS, ''),
+  ];
+}
+
+function expectKind(expected: string): (kind: unknown) => FieldProblem[] {
+  return (kind) => {
+    if (kind === undefined) return [problem('kind', REQUIRED)];
+    if (kind === expected) return [];
+    const shown = typeof kind === 'string' ? `"${kind}"` : describe(kind);
+    return [problem('kind', `must be "${expected}", got ${shown}`)];
+  };
+}
+
+const ROOT_NOT_OBJECT = (resource: unknown): FieldProblem =>
+  problem('', `the resource must be an object, got ${describe(resource)}`);
+
+const BROKER_SPEC_FIELDS: ReadonlySet<string> = new Set(['delivery', 'config']);
+
+/** A Broker: `spec` is optional; `spec.delivery` is a DeliverySpec; `spec.config` any object, kept. */
+export function validateBroker(resource: unknown): FieldProblem[] {
+  if (!isObject(resource)) return [ROOT_NOT_OBJECT(resource)];
+  const problems = validateEnvelope(resource, expectKind('Broker'));
+  const spec = resource.spec;
+  if (spec === undefined) return problems;
+  if (!isObject(spec)) return [...problems, mustBeObject('spec', spec)];
+  problems.push(...validateDeliverySpec(spec.delivery, 'spec.delivery'));
+  if (spec.config !== undefined && !isObject(spec.config)) {
+    problems.push(mustBeObject('spec.config', spec.config));
+  }
+  problems.push(...unknownFields(spec, BROKER_SPEC_FIELDS, 'spec'));
+  return problems;
+}
+
+const TRIGGER_SPEC_FIELDS: ReadonlySet<string> = new Set([
+  'broker',
+  'brokerRef',
+  'filter',
+  'filters',
+  'subscriber',
+  'delivery',
+]);
+
+/** A Trigger (reference/knative.md 1.1, 1.3, 1.4, 1.5). */
+export function validateTrigger(resource: unknown): FieldProblem[] {
+  if (!isObject(resource)) return [ROOT_NOT_OBJECT(resource)];
+  const problems = validateEnvelope(resource, expectKind('Trigger'));
+  const spec = resource.spec;
+  if (spec === undefined) return [...problems, problem('spec', REQUIRED)];
+  if (!isObject(spec)) return [...problems, mustBeObject('spec', spec)];
+
+  if (spec.brokerRef !== undefined) {
+    problems.push(problem('spec.brokerRef', 'not supported, use spec.broker'));
+    // spec.broker missing is then the same problem; report it once.
+    if (spec.broker !== undefined) problems.push(...validateName(spec.broker, 'spec.broker'));
+  } else {
+    problems.push(...validateName(spec.broker, 'spec.broker'));
+  }
+  if (spec.filter !== undefined) problems.push(...validateLegacyFilter(spec.filter, 'spec.filter'));
+  if (spec.filters !== undefined) {
+    if (!Array.isArray(spec.filters)) {
+      problems.push(
+        problem('spec.filters', `must be a list of filters, got ${describe(spec.filters)}`),
+      );
+    } else {
+      spec.filters.forEach((filter: unknown, i) => {
+        problems.push(...validateSubscriptionsFilter(filter, `spec.filters[${i}]`));
+      });
+    }
+  }
+  problems.push(...validateDestination(spec.subscriber, 'spec.subscriber'));
+  problems.push(...validateDeliverySpec(spec.delivery, 'spec.delivery'));
+  problems.push(...unknownFields(spec, TRIGGER_SPEC_FIELDS, 'spec'));
+  return problems;
+}
+
+/**
+ * A source, generically: a known source kind, a `spec` object whose `sink` is a Destination (a
+ * ref to kind Broker, or a uri) and whose optional `delivery` is a DeliverySpec. Kind-specific
+ * spec fields are left to each adapter.
+ */
+export function validateSource(resource: unknown): FieldProblem[] {
+  if (!isObject(resource)) return [ROOT_NOT_OBJECT(resource)];
+  const problems = validateEnvelope(resource, (kind) => {
+    if (kind === undefined) return [problem('kind', REQUIRED)];
+    if (typeof kind === 'string' && SOURCE_KINDS.includes(kind)) return [];
+    const shown = typeof kind === 'string' ? `"${kind}"` : describe(kind);
+    return [
+      problem('kind', `unknown source kind ${shown}; expected one of ${SOURCE_KINDS.join(', ')}`),
+    ];
+  });
+  const spec = resource.spec;
+  if (spec === undefined) return [...problems, problem('spec', REQUIRED)];
+  if (!isObject(spec)) return [...problems, mustBeObject('spec', spec)];
+  problems.push(...validateDestination(spec.sink, 'spec.sink', { allowBrokerRef: true }));
+  problems.push(...validateDeliverySpec(spec.delivery, 'spec.delivery'));
+  return problems;
+}

@@ -1,0 +1,128 @@
+/**
+ * The composition root: the only place that picks implementations. It opens the backend, starts
+ * the control plane, mounts the HTTP surface, and shuts all of it down in order.
+ */
+import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
+import type { Backend } from './backends/contracts.js';
+import { createEmbeddedBackend } from './backends/embedded/index.js';
+import { ControlPlane } from './broker/control-plane.js';
+import { destroyAgents } from './broker/http-sender.js';
+import { ResourceService } from './broker/resource-service.js';
+import { healthPlugin } from './api/health.js';
+import { ingressPlugin } from './api/ingress.js';
+import { managementPlugin } from './api/management.js';
+import { installProblemHandlers } from './api/problem.js';
+import type { Config } from './config.js';
+import { DEFAULT_BROKER, DEFAULT_NAMESPACE } from './core/resources/types.js';
+
+export interface RunningServer {
+  /** Base URL the server listens on, e.g. http://127.0.0.1:8080. */
+  readonly url: string;
+  readonly log: FastifyBaseLogger;
+  /** Stops accepting, finishes in-flight deliveries up to the shutdown timeout, closes the store. */
+  close(): Promise<void>;
+}
+
+async function openBackend(config: Config): Promise<Backend> {
+  switch (config.backend) {
+    case 'embedded':
+      return createEmbeddedBackend({
+        dataDir: config.dataDir,
+        retentionMs: config.retention,
+        maxSizeBytes: config.maxStoreSize,
+      });
+  }
+}
+
+export async function startServer(config: Config): Promise<RunningServer> {
+  const app = Fastify({
+    logger: { level: config.logLevel },
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.maxEventSize,
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+  });
+  const log = app.log;
+  let ready = false;
+  let closing = false;
+
+  const backend = await openBackend(config);
+  const controlPlane = new ControlPlane({
+    backend,
+    triggerConcurrency: config.triggerConcurrency,
+    defaultTimeoutMs: config.deliveryTimeout,
+    maxResponseBytes: config.maxEventSize,
+    log,
+  });
+  const service = new ResourceService(backend.resources, controlPlane);
+
+  try {
+    await controlPlane.start();
+    // A new store gets the broker `default` in namespace `default`, as promised by the README.
+    if (
+      (await backend.resources.list('brokers')).length === 0 &&
+      (await backend.resources.list('triggers')).length === 0
+    ) {
+      const checked = service.check(
+        { metadata: { name: DEFAULT_BROKER } },
+        'brokers',
+        DEFAULT_NAMESPACE,
+        DEFAULT_BROKER,
+      );
+      await service.put('brokers', checked.resource!);
+    }
+
+    installProblemHandlers(app);
+    await app.register(
+      healthPlugin({
+        notReadyReason: () =>
+          closing
+            ? 'shutting down'
+            : !ready
+              ? 'starting'
+              : backend.eventLog.isHealthy()
+                ? undefined
+                : 'the event store is failing',
+      }),
+    );
+    await app.register(managementPlugin({ service, controlPlane, bodyLimit: config.maxEventSize }));
+    await app.register(
+      ingressPlugin({
+        eventLog: backend.eventLog,
+        controlPlane,
+        maxEventSize: config.maxEventSize,
+        isClosing: () => closing,
+      }),
+    );
+    await app.listen({ port: config.port, host: config.host });
+  } catch (error) {
+    await controlPlane.stop(Date.now());
+    await app.close();
+    await backend.close();
+    throw error;
+  }
+
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${host}:${port}`;
+  ready = true;
+  log.info({ url, backend: backend.name, dataDir: config.dataDir }, 'tributary ready');
+
+  let closed: Promise<void> | undefined;
+  return {
+    url,
+    log,
+    close: () =>
+      (closed ??= (async () => {
+        closing = true;
+        const deadline = Date.now() + config.shutdownTimeout;
+        // Stop accepting first, so no event is acknowledged that the store will not keep.
+        await app.close();
+        await controlPlane.stop(deadline);
+        destroyAgents();
+        await backend.close();
+        log.info('tributary stopped');
+      })()),
+  };
+}

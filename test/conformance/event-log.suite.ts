@@ -1,0 +1,759 @@
+/**
+ * The EventLog conformance suite (DESIGN.md sections 4 and 5). Written only against the contract in
+ * src/backends/contracts.ts: every backend runs it through its own harness.
+ *
+ * Rules: each test uses its own brokers and subscription ids; nothing sleeps to synchronize, tests
+ * await the messages themselves; to show that something does NOT happen, a marker event appended
+ * afterwards must arrive first (delivery to one member without retries is in log order); no test
+ * asserts a duration. The test file calls `harness.cleanup()`.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type {
+  Backend,
+  BrokerRef,
+  EventFilter,
+  EventLog,
+  LogMessage,
+  StartPosition,
+  SubscriptionHandle,
+} from '../../src/backends/contracts.js';
+import type { CloudEvent } from '../../src/core/event.js';
+import { Collector } from '../support/collector.js';
+import type { BackendHarness } from './harness.js';
+import {
+  bytesEqual,
+  clockPast,
+  idOf,
+  makeEvent,
+  makeEvents,
+  uniqueBroker,
+  uniqueName,
+} from './fixtures.js';
+
+/** A short nak delay: the tests await the redelivery, they never measure it. */
+const NAK_DELAY_MS = 50;
+
+interface JoinOptions {
+  readonly id: string;
+  readonly broker: BrokerRef;
+  readonly start?: StartPosition;
+  readonly maxInFlight?: number;
+  readonly filter?: EventFilter;
+  /** Ack every message as soon as it arrives. */
+  readonly autoAck?: boolean;
+  readonly label?: string;
+  /** Also collect the messages here (to wait on several members together). */
+  readonly sink?: Collector<LogMessage>;
+}
+
+/** One member of a subscription and what it received. */
+interface TestMember {
+  readonly messages: Collector<LogMessage>;
+  readonly handle: SubscriptionHandle;
+  /** Ids of the events received so far, in arrival order. */
+  ids(): string[];
+  /** Waits for the next message and returns its event id. */
+  nextId(): Promise<string>;
+}
+
+function expectSameEvent(actual: CloudEvent, expected: CloudEvent): void {
+  const id = idOf(expected);
+  expect(Object.keys(actual.attributes), `attribute order of ${id}`).toEqual(
+    Object.keys(expected.attributes),
+  );
+  for (const [name, value] of Object.entries(expected.attributes)) {
+    expect(actual.attributes[name], `attribute ${name} of ${id}`).toStrictEqual(value);
+  }
+  const data = expected.data;
+  if (data === undefined) {
+    expect(actual.data, `data of ${id}`).toBeUndefined();
+    return;
+  }
+  expect(actual.data?.kind, `data kind of ${id}`).toBe(data.kind);
+  if (data.kind === 'json') {
+    expect(actual.data?.kind === 'json' ? actual.data.text : undefined, `data of ${id}`).toBe(
+      data.text,
+    );
+  } else {
+    const bytes = actual.data?.kind === data.kind ? actual.data.bytes : new Uint8Array([]);
+    expect(bytes.byteLength, `data length of ${id}`).toBe(data.bytes.byteLength);
+    expect(bytesEqual(bytes, data.bytes), `data bytes of ${id}`).toBe(true);
+  }
+}
+
+async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
+  await expect(promise).rejects.toMatchObject({ code });
+}
+
+export function eventLogConformance(name: string, harness: BackendHarness): void {
+  describe(`EventLog conformance: ${name}`, () => {
+    const opened: Backend[] = [];
+    const handles = new Map<Backend, SubscriptionHandle[]>();
+    const settleErrors: unknown[] = [];
+    const durable = harness.reopen !== undefined;
+
+    async function open(): Promise<Backend> {
+      const backend = await harness.open();
+      opened.push(backend);
+      return backend;
+    }
+
+    async function reopen(): Promise<Backend> {
+      if (harness.reopen === undefined) throw new Error('the harness cannot reopen');
+      const backend = await harness.reopen();
+      opened.push(backend);
+      return backend;
+    }
+
+    /** Closes the backend's members, then the backend (as the contract asks). */
+    async function shutdown(backend: Backend): Promise<void> {
+      for (const handle of handles.get(backend) ?? []) await handle.close();
+      handles.delete(backend);
+      await backend.close();
+    }
+
+    async function withBroker(): Promise<{ backend: Backend; log: EventLog; broker: BrokerRef }> {
+      const backend = await open();
+      const broker = uniqueBroker();
+      await backend.eventLog.ensureBroker(broker);
+      return { backend, log: backend.eventLog, broker };
+    }
+
+    async function join(backend: Backend, options: JoinOptions): Promise<TestMember> {
+      const messages = new Collector<LogMessage>(options.label ?? `member of ${options.id}`);
+      const handle = await backend.eventLog.subscribe(
+        {
+          id: options.id,
+          broker: options.broker,
+          start: options.start ?? { from: 'earliest' },
+          maxInFlight: options.maxInFlight ?? 100,
+          ...(options.filter === undefined ? {} : { filter: options.filter }),
+        },
+        (message) => {
+          messages.push(message);
+          options.sink?.push(message);
+          if (options.autoAck) message.ack().catch((error: unknown) => settleErrors.push(error));
+        },
+      );
+      const list = handles.get(backend) ?? [];
+      list.push(handle);
+      handles.set(backend, list);
+      return {
+        messages,
+        handle,
+        ids: () => messages.items.map((message) => idOf(message.event)),
+        nextId: async () => idOf((await messages.next()).event),
+      };
+    }
+
+    afterEach(async () => {
+      for (const backend of opened.splice(0)) {
+        for (const handle of handles.get(backend) ?? []) await handle.close().catch(() => {});
+        await backend.close().catch(() => {});
+      }
+      handles.clear();
+      const errors = settleErrors.splice(0);
+      expect(errors, 'acks made by the tests must succeed').toEqual([]);
+    });
+
+    describe('brokers and append', () => {
+      it('is healthy once open', async () => {
+        const backend = await open();
+        expect(backend.eventLog.isHealthy()).toBe(true);
+      });
+
+      it('rejects an append to an unknown broker with NOT_FOUND', async () => {
+        const backend = await open();
+        await expectCode(backend.eventLog.append(uniqueBroker(), [makeEvent('x')]), 'NOT_FOUND');
+      });
+
+      it('rejects a subscription to an unknown broker with NOT_FOUND', async () => {
+        const backend = await open();
+        const broker = uniqueBroker();
+        const id = uniqueName('s');
+        await expectCode(
+          backend.eventLog.ensureSubscription({ id, broker, start: { from: 'earliest' } }),
+          'NOT_FOUND',
+        );
+        await expectCode(
+          backend.eventLog.subscribe(
+            { id, broker, start: { from: 'earliest' }, maxInFlight: 1 },
+            () => {},
+          ),
+          'NOT_FOUND',
+        );
+      });
+
+      it('creates and deletes brokers idempotently', async () => {
+        const { backend, log, broker } = await withBroker();
+        await log.ensureBroker(broker);
+        await log.append(broker, [makeEvent('kept')]);
+        await log.ensureBroker(broker);
+        const member = await join(backend, { id: uniqueName('s'), broker, autoAck: true });
+        expect(await member.nextId()).toBe('kept');
+        await log.deleteBroker(broker);
+        await log.deleteBroker(broker);
+        await log.deleteBroker(uniqueBroker());
+      });
+
+      it('delivers attributes, extensions, typed values and every data kind unchanged, in order', async () => {
+        const { backend, log, broker } = await withBroker();
+        const allBytes = Uint8Array.from({ length: 256 }, (_, i) => i);
+        const events: CloudEvent[] = [
+          makeEvent(
+            'json',
+            {
+              datacontenttype: 'application/json',
+              dataschema: 'https://example.com/schema',
+              subject: 'a/b c',
+              time: '2024-01-02T03:04:05.678901+01:00',
+              zext: 'declared before aext',
+              aext: 42,
+              bext: true,
+              cext: -1.5,
+              dext: false,
+              eext: 0,
+              fext: '',
+            },
+            { kind: 'json', text: '{ "b": 1,\n  "a": [1, 2.50, "é", null, 1e3] }' },
+          ),
+          makeEvent(
+            'bytes',
+            { datacontenttype: 'application/octet-stream' },
+            {
+              kind: 'bytes',
+              bytes: allBytes,
+            },
+          ),
+          makeEvent('base64', {}, { kind: 'base64', bytes: Uint8Array.from([0, 255, 0, 1, 254]) }),
+          makeEvent('no-data'),
+          makeEvent('empty-bytes', {}, { kind: 'bytes', bytes: new Uint8Array(0) }),
+          makeEvent('json-null', {}, { kind: 'json', text: 'null' }),
+          makeEvent(
+            'unicode',
+            { note: 'naïve 日本語 🚀' },
+            { kind: 'json', text: '"日本語 🚀 \\u00e9"' },
+          ),
+          {
+            attributes: {
+              specversion: '0.3',
+              type: 'legacy.event',
+              source: 'urn:legacy',
+              id: 'v03',
+              schemaurl: 'https://example.com/v03',
+            },
+            data: { kind: 'bytes', bytes: Buffer.from('plain text') },
+          },
+        ];
+        await log.append(broker, events.slice(0, 3));
+        await log.append(broker, events.slice(3));
+        const member = await join(backend, { id: uniqueName('s'), broker, autoAck: true });
+        const received = await member.messages.count(events.length);
+        expect(received.map((message) => idOf(message.event))).toEqual(events.map(idOf));
+        received.forEach((message, i) => expectSameEvent(message.event, events[i]!));
+        for (const message of received) {
+          expect(message.attempt).toBe(1);
+          expect(typeof message.position).toBe('string');
+        }
+        expect(new Set(received.map((message) => message.position)).size).toBe(events.length);
+      });
+
+      it('keeps the order of a batch of 100 and of batches after one another', async () => {
+        const { backend, log, broker } = await withBroker();
+        const first = makeEvents('first', 100);
+        const second = makeEvents('second', 100);
+        await log.append(broker, first);
+        await log.append(broker, second);
+        const member = await join(backend, { id: uniqueName('s'), broker, autoAck: true });
+        const received = await member.messages.count(200);
+        expect(received.map((message) => idOf(message.event))).toEqual(
+          [...first, ...second].map(idOf),
+        );
+      });
+
+      it('makes append reject with NOT_FOUND after deleteBroker, and a re-created broker starts empty', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        await log.append(broker, [makeEvent('before-delete')]);
+        const before = await join(backend, { id, broker, autoAck: true });
+        expect(await before.nextId()).toBe('before-delete');
+        await before.handle.close();
+        await log.deleteBroker(broker);
+        await expectCode(log.append(broker, [makeEvent('after-delete')]), 'NOT_FOUND');
+        await log.ensureBroker(broker);
+        expect(await log.listDeadLetters(id, broker)).toEqual([]);
+        // Its subscriptions went with it: the same id starts over, and finds no old events.
+        const after = await join(backend, { id, broker, autoAck: true });
+        await log.append(broker, [makeEvent('recreated')]);
+        expect(await after.nextId()).toBe('recreated');
+      });
+    });
+
+    describe('start positions', () => {
+      it('starts at latest: only events appended after ensureSubscription resolved', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        await log.append(broker, [makeEvent('old-1'), makeEvent('old-2')]);
+        await log.ensureSubscription({ id, broker, start: { from: 'latest' } });
+        // Appended before any member joined: the subscription must see it.
+        await log.append(broker, [makeEvent('new-1')]);
+        const member = await join(backend, {
+          id,
+          broker,
+          start: { from: 'latest' },
+          autoAck: true,
+        });
+        expect(await member.nextId()).toBe('new-1');
+        await log.append(broker, [makeEvent('marker')]);
+        expect(await member.nextId()).toBe('marker');
+        expect(member.ids()).toEqual(['new-1', 'marker']);
+      });
+
+      it('subscribe at latest sees every event appended after it resolved', async () => {
+        const { backend, log, broker } = await withBroker();
+        await log.append(broker, [makeEvent('old')]);
+        const member = await join(backend, {
+          id: uniqueName('s'),
+          broker,
+          start: { from: 'latest' },
+          autoAck: true,
+        });
+        await log.append(broker, [makeEvent('new')]);
+        expect(await member.nextId()).toBe('new');
+        expect(member.ids()).toEqual(['new']);
+      });
+
+      it('starts at earliest: every retained event', async () => {
+        const { backend, log, broker } = await withBroker();
+        await log.append(broker, makeEvents('e', 5));
+        const member = await join(backend, { id: uniqueName('s'), broker, autoAck: true });
+        await member.messages.count(5);
+        expect(member.ids()).toEqual(makeEvents('e', 5).map(idOf));
+      });
+
+      it('starts at a time: the first event appended at or after it', async () => {
+        const { backend, log, broker } = await withBroker();
+        await log.append(broker, [makeEvent('before-1'), makeEvent('before-2')]);
+        await clockPast(Date.now());
+        const start = new Date();
+        await clockPast(start.getTime());
+        await log.append(broker, [makeEvent('after-1')]);
+        await log.append(broker, [makeEvent('after-2')]);
+        const member = await join(backend, {
+          id: uniqueName('s'),
+          broker,
+          start: { from: 'time', time: start },
+          autoAck: true,
+        });
+        await member.messages.count(2);
+        expect(member.ids()).toEqual(['after-1', 'after-2']);
+      });
+
+      it('resumes an existing subscription where it was and ignores start', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        await log.append(broker, [makeEvent('e1'), makeEvent('e2')]);
+        const first = await join(backend, { id, broker, autoAck: true });
+        await first.messages.count(2);
+        await first.handle.close();
+        await log.append(broker, [makeEvent('e3')]);
+        // start latest would skip e3 for a new subscription; this one resumes after e2.
+        const second = await join(backend, {
+          id,
+          broker,
+          start: { from: 'latest' },
+          autoAck: true,
+        });
+        expect(await second.nextId()).toBe('e3');
+        await second.handle.close();
+        await log.append(broker, [makeEvent('e4')]);
+        // start earliest would repeat e1..e3 for a new subscription.
+        await log.ensureSubscription({ id, broker, start: { from: 'earliest' } });
+        const third = await join(backend, {
+          id,
+          broker,
+          start: { from: 'earliest' },
+          autoAck: true,
+        });
+        expect(await third.nextId()).toBe('e4');
+        expect(third.ids()).toEqual(['e4']);
+      });
+    });
+
+    describe('settlement', () => {
+      it('redelivers after nak(delay) with attempt 2, then 3, and not after ack', async () => {
+        const { backend, log, broker } = await withBroker();
+        await log.append(broker, [makeEvent('flaky')]);
+        const member = await join(backend, { id: uniqueName('s'), broker });
+        const first = await member.messages.next();
+        expect(first.attempt).toBe(1);
+        await first.nak(NAK_DELAY_MS);
+        const second = await member.messages.next();
+        expect(idOf(second.event)).toBe('flaky');
+        expect(second.attempt).toBe(2);
+        expect(second.position).toBe(first.position);
+        expectSameEvent(second.event, first.event);
+        await second.nak(NAK_DELAY_MS);
+        const third = await member.messages.next();
+        expect(idOf(third.event)).toBe('flaky');
+        expect(third.attempt).toBe(3);
+        await third.ack();
+        await log.append(broker, [makeEvent('marker')]);
+        const marker = await member.messages.next();
+        expect(idOf(marker.event)).toBe('marker');
+        await marker.ack();
+        expect(member.ids()).toEqual(['flaky', 'flaky', 'flaky', 'marker']);
+      });
+
+      it('lets later events through while a nak waits', async () => {
+        const { backend, log, broker } = await withBroker();
+        await log.append(broker, [makeEvent('slow'), makeEvent('fast')]);
+        const member = await join(backend, { id: uniqueName('s'), broker, maxInFlight: 1 });
+        const slow = await member.messages.next();
+        expect(idOf(slow.event)).toBe('slow');
+        await slow.nak(NAK_DELAY_MS);
+        // The nak freed the member's only slot: both the next event and the redelivery come.
+        const second = await member.messages.next();
+        await second.ack();
+        const third = await member.messages.next();
+        await third.ack();
+        expect([second, third].map((message) => idOf(message.event)).sort()).toEqual([
+          'fast',
+          'slow',
+        ]);
+        const redelivered = idOf(second.event) === 'slow' ? second : third;
+        expect(redelivered.attempt).toBe(2);
+      });
+
+      it('stores a dead letter with the event intact and does not redeliver it', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        const poison = makeEvent(
+          'poison',
+          { datacontenttype: 'application/octet-stream', count: 3, flag: true },
+          { kind: 'bytes', bytes: Uint8Array.from([9, 0, 8, 255]) },
+        );
+        await log.append(broker, [poison, makeEvent('fine')]);
+        const member = await join(backend, { id, broker });
+        const message = await member.messages.next();
+        expect(idOf(message.event)).toBe('poison');
+        const before = Date.now();
+        await message.deadLetter({
+          reason: 'subscriber answered 400',
+          attempts: 1,
+          destination: 'http://subscriber.example/hook',
+          lastStatus: 400,
+        });
+        const fine = await member.messages.next();
+        expect(idOf(fine.event)).toBe('fine');
+        await fine.ack();
+        const records = await log.listDeadLetters(id, broker);
+        expect(records).toHaveLength(1);
+        const record = records[0]!;
+        expect(typeof record.id).toBe('string');
+        expect(record.subscriptionId).toBe(id);
+        expect(record.reason).toBe('subscriber answered 400');
+        expect(record.attempts).toBe(1);
+        expect(record.destination).toBe('http://subscriber.example/hook');
+        expect(record.lastStatus).toBe(400);
+        expect(record.deadLetteredAt).toBeInstanceOf(Date);
+        expect(record.deadLetteredAt.getTime()).toBeGreaterThanOrEqual(before - 60_000);
+        expectSameEvent(record.event, poison);
+        await log.append(broker, [makeEvent('marker')]);
+        const marker = await member.messages.next();
+        expect(idOf(marker.event)).toBe('marker');
+        await marker.ack();
+        expect(member.ids()).toEqual(['poison', 'fine', 'marker']);
+      });
+
+      it('dead-letters a redelivered event, listing the records in order', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        await log.append(broker, [makeEvent('a'), makeEvent('b')]);
+        const member = await join(backend, { id, broker, maxInFlight: 2 });
+        const [a, b] = await member.messages.count(2);
+        expect(idOf(a!.event)).toBe('a');
+        await a!.nak(NAK_DELAY_MS);
+        const retried = await member.messages.next();
+        expect(idOf(retried.event)).toBe('a');
+        expect(retried.attempt).toBe(2);
+        await retried.deadLetter({ reason: 'gave up', attempts: 2 });
+        await b!.deadLetter({ reason: 'gave up at once', attempts: 1 });
+        const records = await log.listDeadLetters(id, broker);
+        expect(records.map((record) => idOf(record.event))).toEqual(['a', 'b']);
+        expect(records.map((record) => record.attempts)).toEqual([2, 1]);
+        expect(records[0]!.destination).toBeUndefined();
+        expect(records[0]!.lastStatus).toBeUndefined();
+        expect(new Set(records.map((record) => record.id)).size).toBe(2);
+        await log.append(broker, [makeEvent('marker')]);
+        expect(await member.nextId()).toBe('marker');
+      });
+
+      it('ignores a second settlement of the same message', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        await log.append(broker, [makeEvent('once')]);
+        const member = await join(backend, { id, broker });
+        const message = await member.messages.next();
+        await message.ack();
+        await message.ack();
+        await message.nak(0);
+        await message.deadLetter({ reason: 'late', attempts: 1 });
+        await log.append(broker, [makeEvent('marker')]);
+        const marker = await member.messages.next();
+        expect(idOf(marker.event)).toBe('marker');
+        await marker.ack();
+        expect(member.ids()).toEqual(['once', 'marker']);
+        expect(await backend.eventLog.listDeadLetters(id, broker)).toEqual([]);
+      });
+
+      it('accepts a settlement after its member closed', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        await log.append(broker, [makeEvent('held')]);
+        const first = await join(backend, { id, broker });
+        const held = await first.messages.next();
+        await first.handle.close();
+        await held.ack();
+        const second = await join(backend, { id, broker, autoAck: true });
+        await log.append(broker, [makeEvent('marker')]);
+        expect(await second.nextId()).toBe('marker');
+        expect(second.ids()).toEqual(['marker']);
+      });
+    });
+
+    describe('members and subscriptions', () => {
+      it('hands a member at most maxInFlight unsettled messages', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        const events = makeEvents('m', 5);
+        await log.append(broker, events);
+        const narrow = await join(backend, { id, broker, maxInFlight: 2, label: 'narrow' });
+        await narrow.messages.count(2);
+        // The narrow member is full: the other three can only go to a second member.
+        const wide = await join(backend, { id, broker, maxInFlight: 10, label: 'wide' });
+        await wide.messages.count(3);
+        expect(narrow.messages.length).toBe(2);
+        expect([...narrow.ids(), ...wide.ids()].sort()).toEqual(events.map(idOf).sort());
+      });
+
+      it('hands a member more once it settles', async () => {
+        const { backend, log, broker } = await withBroker();
+        await log.append(broker, makeEvents('m', 3));
+        const member = await join(backend, { id: uniqueName('s'), broker, maxInFlight: 1 });
+        for (let i = 0; i < 3; i++) {
+          const message = await member.messages.next();
+          expect(idOf(message.event)).toBe(`m-${i}`);
+          await message.ack();
+        }
+      });
+
+      it('shares the events of one subscription between its members, each event once', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        const stuck = await join(backend, { id, broker, maxInFlight: 1, label: 'stuck' });
+        await log.append(broker, [makeEvent('first')]);
+        expect(await stuck.nextId()).toBe('first');
+        const busy = await join(backend, { id, broker, autoAck: true, label: 'busy' });
+        const rest = makeEvents('rest', 20);
+        await log.append(broker, rest);
+        await busy.messages.count(20);
+        expect(busy.ids()).toEqual(rest.map(idOf));
+        expect(stuck.ids()).toEqual(['first']);
+      });
+
+      it('gives each member of a subscription different events when both take them', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        const both = new Collector<LogMessage>('both members');
+        const a = await join(backend, { id, broker, autoAck: true, label: 'a', sink: both });
+        const b = await join(backend, { id, broker, autoAck: true, label: 'b', sink: both });
+        const events = makeEvents('shared', 40);
+        await log.append(broker, events);
+        await both.count(40);
+        await log.append(broker, [makeEvent('marker')]);
+        await both.count(41);
+        const all = [...a.ids(), ...b.ids()];
+        expect(all.sort()).toEqual([...events.map(idOf), 'marker'].sort());
+      });
+
+      it('gives every subscription every event', async () => {
+        const { backend, log, broker } = await withBroker();
+        const one = await join(backend, { id: uniqueName('s'), broker, autoAck: true });
+        const two = await join(backend, { id: uniqueName('s'), broker, autoAck: true });
+        const events = makeEvents('fan', 10);
+        await log.append(broker, events);
+        await one.messages.count(10);
+        await two.messages.count(10);
+        expect(one.ids()).toEqual(events.map(idOf));
+        expect(two.ids()).toEqual(events.map(idOf));
+      });
+
+      it('does not let a subscriber that never settles hold up another subscription', async () => {
+        const { backend, log, broker } = await withBroker();
+        const stuck = await join(backend, { id: uniqueName('s'), broker, maxInFlight: 1 });
+        const healthy = await join(backend, { id: uniqueName('s'), broker, autoAck: true });
+        const events = makeEvents('iso', 50);
+        await log.append(broker, events);
+        await healthy.messages.count(50);
+        expect(healthy.ids()).toEqual(events.map(idOf));
+        expect(await stuck.nextId()).toBe('iso-0');
+      });
+
+      it('stops handing over to a closed member', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        const closing = await join(backend, { id, broker, autoAck: true, label: 'closing' });
+        const witness = await join(backend, { id: uniqueName('s'), broker, autoAck: true });
+        await log.append(broker, [makeEvent('e1')]);
+        expect(await closing.nextId()).toBe('e1');
+        await closing.handle.close();
+        await log.append(broker, [makeEvent('e2')]);
+        expect(await witness.nextId()).toBe('e1');
+        expect(await witness.nextId()).toBe('e2');
+        // The closed member acks everything it gets, so e2 is left only if it never got it.
+        const next = await join(backend, { id, broker, autoAck: true, label: 'next' });
+        expect(await next.nextId()).toBe('e2');
+        expect(closing.ids()).toEqual(['e1']);
+      });
+
+      it('applies the filter, and setFilter replaces it', async () => {
+        const { backend, log, broker } = await withBroker();
+        const byType =
+          (type: string): EventFilter =>
+          (event) =>
+            event.attributes.type === type;
+        const member = await join(backend, {
+          id: uniqueName('s'),
+          broker,
+          filter: byType('keep'),
+          autoAck: true,
+        });
+        await log.append(broker, [
+          makeEvent('drop-1', { type: 'drop' }),
+          makeEvent('keep-1', { type: 'keep' }),
+          makeEvent('drop-2', { type: 'drop' }),
+          makeEvent('keep-2', { type: 'keep' }),
+        ]);
+        await member.messages.count(2);
+        member.handle.setFilter(byType('other'));
+        await log.append(broker, [
+          makeEvent('keep-3', { type: 'keep' }),
+          makeEvent('other-1', { type: 'other' }),
+        ]);
+        await member.messages.count(3);
+        member.handle.setFilter(undefined);
+        await log.append(broker, [makeEvent('drop-3', { type: 'drop' })]);
+        await member.messages.count(4);
+        expect(member.ids()).toEqual(['keep-1', 'keep-2', 'other-1', 'drop-3']);
+      });
+
+      it('deleteSubscription removes its position and its dead letters', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        await log.append(broker, [makeEvent('e1'), makeEvent('e2')]);
+        const member = await join(backend, { id, broker });
+        const e1 = await member.messages.next();
+        await e1.deadLetter({ reason: 'no', attempts: 1 });
+        const e2 = await member.messages.next();
+        await e2.ack();
+        expect(await log.listDeadLetters(id, broker)).toHaveLength(1);
+        await member.handle.close();
+        await log.deleteSubscription(id, broker);
+        await log.deleteSubscription(id, broker);
+        await log.deleteSubscription(uniqueName('s'), uniqueBroker());
+        expect(await log.listDeadLetters(id, broker)).toEqual([]);
+        // A new subscription with the same id starts where its start says.
+        const again = await join(backend, { id, broker, autoAck: true });
+        await again.messages.count(2);
+        expect(again.ids()).toEqual(['e1', 'e2']);
+      });
+    });
+
+    describe.skipIf(!durable)('durability', () => {
+      it('keeps every event whose append resolved', async () => {
+        const { backend, log, broker } = await withBroker();
+        const singles = makeEvents('single', 200);
+        const batch = makeEvents('batch', 50);
+        await Promise.all([
+          ...singles.map((event) => log.append(broker, [event])),
+          log.append(broker, batch),
+        ]);
+        await shutdown(backend);
+        const reopened = await reopen();
+        const member = await join(reopened, { id: uniqueName('s'), broker, autoAck: true });
+        await member.messages.count(250);
+        await reopened.eventLog.append(broker, [makeEvent('marker')]);
+        await member.messages.count(251);
+        expect(member.ids().sort()).toEqual(
+          [...singles, ...batch, makeEvent('marker')].map(idOf).sort(),
+        );
+        expect(member.ids().filter((id) => id.startsWith('batch'))).toEqual(batch.map(idOf));
+      });
+
+      it('does not redeliver acked events after a restart, and redelivers unsettled ones', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        await log.append(broker, makeEvents('e', 4));
+        const before = await join(backend, { id, broker });
+        const received = await before.messages.count(4);
+        await received[0]!.ack();
+        await received[1]!.ack();
+        await shutdown(backend);
+        const reopened = await reopen();
+        const after = await join(reopened, { id, broker, autoAck: true });
+        expect(await after.nextId()).toBe('e-2');
+        expect(await after.nextId()).toBe('e-3');
+        await reopened.eventLog.append(broker, [makeEvent('marker')]);
+        expect(await after.nextId()).toBe('marker');
+        expect(after.ids()).toEqual(['e-2', 'e-3', 'marker']);
+      });
+
+      it('redelivers a nak-ed event after a restart', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        await log.append(broker, [makeEvent('retry-me'), makeEvent('done')]);
+        const before = await join(backend, { id, broker });
+        const [retry, done] = await before.messages.count(2);
+        await retry!.nak(NAK_DELAY_MS);
+        await done!.ack();
+        await shutdown(backend);
+        const reopened = await reopen();
+        const after = await join(reopened, { id, broker });
+        const again = await after.messages.next();
+        expect(idOf(again.event)).toBe('retry-me');
+        expect(again.attempt).toBe(2);
+        await again.ack();
+        await reopened.eventLog.append(broker, [makeEvent('marker')]);
+        const marker = await after.messages.next();
+        expect(idOf(marker.event)).toBe('marker');
+        await marker.ack();
+        expect(after.ids()).toEqual(['retry-me', 'marker']);
+      });
+
+      it('keeps dead letters and subscriptions across a restart', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        const event = makeEvent('dead', { n: 7 }, { kind: 'json', text: '{"x": 1}' });
+        await log.append(broker, [event]);
+        const before = await join(backend, { id, broker });
+        await (await before.messages.next()).deadLetter({ reason: 'bad', attempts: 4 });
+        await shutdown(backend);
+        const reopened = await reopen();
+        const records = await reopened.eventLog.listDeadLetters(id, broker);
+        expect(records).toHaveLength(1);
+        expect(records[0]!.attempts).toBe(4);
+        expectSameEvent(records[0]!.event, event);
+        // The subscription still exists: created before the restart, it ignores start latest.
+        await reopened.eventLog.append(broker, [makeEvent('after-restart')]);
+        const after = await join(reopened, {
+          id,
+          broker,
+          start: { from: 'latest' },
+          autoAck: true,
+        });
+        expect(await after.nextId()).toBe('after-restart');
+      });
+    });
+  });
+}
