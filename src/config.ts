@@ -133,6 +133,7 @@ export function envName(flag: string): string {
   return `TRIBUTARY_${flag.toUpperCase().replaceAll('-', '_')}`;
 }
 
+const DECIMAL = /^\d+$/;
 const SIZE = /^(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?$/i;
 const SIZE_UNITS: Record<string, number> = {
   b: 1,
@@ -164,13 +165,13 @@ function convert(spec: OptionSpec, raw: unknown): { value?: unknown; problem?: s
   if (typeof text !== 'string') return { problem: 'must be a string or a number' };
   switch (spec.kind) {
     case 'port': {
-      const n = Number(text);
-      return Number.isInteger(n) && n >= 0 && n <= 65535 && text.trim() !== ''
+      const n = DECIMAL.test(text.trim()) ? Number(text) : NaN;
+      return Number.isInteger(n) && n >= 0 && n <= 65535
         ? { value: n }
         : { problem: `"${text}" is not a port number (0-65535)` };
     }
     case 'count': {
-      const n = Number(text);
+      const n = DECIMAL.test(text.trim()) ? Number(text) : NaN;
       return Number.isInteger(n) && n >= 1 && n <= 100_000
         ? { value: n }
         : { problem: `"${text}" is not a whole number between 1 and 100000` };
@@ -254,7 +255,8 @@ export function loadConfig(sources: ConfigSources): Config {
     const env = envName(spec.flag);
     const candidates: [string, unknown][] = [
       [`--${spec.flag}`, sources.flags[spec.flag]],
-      [env, sources.env[env]],
+      // An empty variable (TRIBUTARY_PORT=) counts as not set, as shells and compose files use it.
+      [env, sources.env[env] === '' ? undefined : sources.env[env]],
       [`config file: ${spec.key}`, file[spec.key]],
       ['default', spec.default],
     ];

@@ -40,6 +40,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.maxEventSize,
     forceCloseConnections: 'idle',
+    routerOptions: { ignoreTrailingSlash: true },
     return503OnClosing: true,
   });
   const log = app.log;

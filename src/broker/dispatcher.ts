@@ -4,6 +4,7 @@
  * backoff delay while retries remain, dead letter otherwise. Each trigger has its own subscription
  * and in-flight limit, so a slow or failing subscriber never delays another trigger.
  */
+import { setMaxListeners } from 'node:events';
 import type { EventLog, LogMessage, SubscriptionHandle } from '../backends/contracts.js';
 import { encodeBinary, encodeStructured } from '../core/codec/index.js';
 import { nextStep, type ResolvedDelivery } from '../core/delivery.js';
@@ -44,6 +45,8 @@ export class TriggerDispatcher {
     private readonly options: DispatcherOptions,
   ) {
     this.target = target;
+    // Every delivery in flight listens for the shutdown abort: up to maxInFlight listeners.
+    setMaxListeners(0, this.abort.signal);
   }
 
   get ready(): boolean {

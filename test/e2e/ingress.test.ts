@@ -43,6 +43,11 @@ describe('ingress', () => {
     }
   });
 
+  it('accepts a trailing slash on the ingress path', async () => {
+    const response = await fetch(`${ingress}/`, binaryEvent(attrs));
+    expect(response.status).toBe(202);
+  });
+
   it('accepts CloudEvents 0.3', async () => {
     const response = await fetch(ingress, binaryEvent({ ...attrs, specversion: '0.3' }));
     expect(response.status).toBe(202);

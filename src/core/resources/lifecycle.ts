@@ -122,7 +122,8 @@ export function prepareWrite(
   if (incoming.kind === 'Broker') {
     const before = old.annotations?.[BROKER_CLASS_ANNOTATION];
     const after = metadata.annotations?.[BROKER_CLASS_ANNOTATION];
-    if (after !== undefined && after !== before) {
+    // Knative sets the class on create; a broker created without one may get it once, later.
+    if (before !== undefined && after !== undefined && after !== before) {
       problems.push({
         field: `metadata.annotations["${BROKER_CLASS_ANNOTATION}"]`,
         message: 'immutable: the broker class cannot change',
