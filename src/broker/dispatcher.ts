@@ -8,6 +8,7 @@ import { setMaxListeners } from 'node:events';
 import type { EventLog, LogMessage, SubscriptionHandle } from '../backends/contracts.js';
 import { encodeBinary, encodeStructured } from '../core/codec/index.js';
 import { nextStep, type ResolvedDelivery } from '../core/delivery.js';
+import { isTributaryError } from '../core/errors.js';
 import type { CompiledFilter } from '../core/filters.js';
 import { send, type SendOutcome } from './http-sender.js';
 
@@ -29,6 +30,9 @@ export interface DispatcherOptions {
   readonly maxResponseBytes: number;
   readonly onError: (error: unknown, context: Record<string, unknown>) => void;
 }
+
+const SETTLE_RETRY_MIN_MS = 100;
+const SETTLE_RETRY_MAX_MS = 5000;
 
 /** Bytes of a failed response kept with a dead letter (Knative's knativeerrordata limit). */
 const ERROR_DATA_LIMIT = 1024;
@@ -115,29 +119,49 @@ export class TriggerDispatcher {
       });
       if (this.abort.signal.aborted) return; // abandoned at shutdown: left unsettled on purpose
       const step = nextStep(target.delivery, message.attempt, outcome.result, Date.now());
-      switch (step.action) {
-        case 'done':
-          await message.ack();
-          return;
-        case 'retry':
-          await message.nak(step.delayMs);
-          return;
-        case 'dead-letter':
-          await message.deadLetter({
-            reason: describe(outcome),
-            attempts: message.attempt,
-            destination: target.subscriber.href,
-            ...(outcome.response === undefined ? {} : { lastStatus: outcome.response.status }),
-          });
-          return;
-      }
+      await this.settle(() => {
+        switch (step.action) {
+          case 'done':
+            return message.ack();
+          case 'retry':
+            return message.nak(step.delayMs);
+          case 'dead-letter':
+            return message.deadLetter({
+              reason: describe(outcome),
+              attempts: message.attempt,
+              destination: target.subscriber.href,
+              ...(outcome.response === undefined ? {} : { lastStatus: outcome.response.status }),
+            });
+        }
+      });
     } catch (error) {
-      // Settling failed (the store is unavailable): the message stays unsettled and is handed
-      // over again later; nothing is lost.
+      // Settling failed for good (shutdown): the message stays unsettled and is handed over again
+      // later; nothing is lost.
       this.options.onError(error, {
         trigger: `${target.namespace}/${target.name}`,
         position: message.position,
       });
+    }
+  }
+
+  /**
+   * Settles a message, trying again while the store is unavailable (a full disk, say) so that the
+   * outcome of a delivery is not forgotten; gives up only at shutdown or on a final error.
+   */
+  private async settle(operation: () => Promise<void>): Promise<void> {
+    for (let delay = SETTLE_RETRY_MIN_MS; ; delay = Math.min(delay * 2, SETTLE_RETRY_MAX_MS)) {
+      try {
+        await operation();
+        return;
+      } catch (error) {
+        const transient = isTributaryError(error) && error.code === 'BACKEND_UNAVAILABLE';
+        if (!transient || this.abort.signal.aborted) throw error;
+        this.options.onError(error, {
+          trigger: `${this.target.namespace}/${this.target.name}`,
+          retryInMs: delay,
+        });
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
     }
   }
 }
