@@ -10,7 +10,7 @@ import { removeTempDirs, tempDir } from './temp-dir.js';
 
 export function embeddedHarness(
   options: Omit<EmbeddedBackendOptions, 'dataDir'> = {},
-): BackendHarness & { open(): Promise<EmbeddedBackend> } {
+): Omit<BackendHarness, 'open'> & { open(): Promise<EmbeddedBackend> } {
   const open = new Set<Backend>();
   let lastDir: string | undefined;
 
