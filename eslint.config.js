@@ -2,7 +2,9 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'data/', 'coverage/', 'benchmarks/results/'] },
+  {
+    ignores: ['dist/', 'dist-bench/', 'node_modules/', 'data/', 'coverage/', 'benchmarks/results/'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -4,6 +4,7 @@
  * exposes a client library's types.
  */
 import type { CloudEvent } from '../core/event.js';
+import type { CompiledFilter } from '../core/filters.js';
 import type { Collection, Resource, ResourceKey } from '../core/resources/types.js';
 
 /** Identifies one broker's event log. */
@@ -18,7 +19,12 @@ export type StartPosition =
   | { readonly from: 'earliest' }
   | { readonly from: 'time'; readonly time: Date };
 
-export type EventFilter = (event: CloudEvent) => boolean;
+/**
+ * Which events a subscription wants. `indexKey`, when present, is an exact `type` or `source` that
+ * every wanted event has: a backend may use it to skip, without calling the filter, the events that
+ * lack it (so matching does not cost one call per subscription per event).
+ */
+export type EventFilter = CompiledFilter;
 
 export interface SubscriptionOptions {
   /** Stable id of the subscription (a trigger's uid). Members with the same id share its work. */

@@ -5,11 +5,25 @@
  * `attributeString` needs to turn a number or boolean into its string form.
  */
 
+import { cesqlMatches, compileCesql } from './cesql/index.js';
 import { TributaryError } from './errors.js';
 import { attributeString, type CloudEvent } from './event.js';
 import type { SubscriptionsFilter, TriggerSpec } from './resources/types.js';
 
-export type CompiledFilter = (event: CloudEvent) => boolean;
+/**
+ * An exact condition on `type` or `source` that every event passing a filter meets. Matchers index
+ * filters by it (see filter-index.ts), so an event is only checked against the filters that can
+ * match it, not against every trigger.
+ */
+export interface IndexKey {
+  readonly attribute: 'type' | 'source';
+  readonly value: string;
+  /** The filter is this condition and nothing else: an event that meets it passes. */
+  readonly sufficient: boolean;
+}
+
+/** A filter compiled once per trigger change, evaluated per event; `indexKey` when it has one. */
+export type CompiledFilter = ((event: CloudEvent) => boolean) & { readonly indexKey?: IndexKey };
 
 const PASS: CompiledFilter = () => true;
 
@@ -90,14 +104,10 @@ function compileAny(filters: readonly CompiledFilter[]): CompiledFilter {
   };
 }
 
-/**
- * The CESQL dialect is not implemented yet (validation refuses it, see `validateCesql` in
- * resources/validate.ts); the change that implements CESQL compiles the expression here.
- */
-function compileCesql(expression: string, field: string): CompiledFilter {
-  throw new TributaryError('VALIDATION_FAILED', 'the cesql dialect is not supported yet', {
-    problems: [{ field, message: `the cesql dialect is not supported yet: ${expression}` }],
-  });
+/** Only a clean Boolean TRUE passes; an evaluation error or another type is no match. */
+function compileCesqlFilter(expression: string): CompiledFilter {
+  const program = compileCesql(expression);
+  return (event) => cesqlMatches(program, event);
 }
 
 /**
@@ -125,7 +135,7 @@ export function compileSubscriptionsFilter(
     const inner = compileSubscriptionsFilter(filter.not, `${field}.not`);
     return (event) => !inner(event);
   }
-  if (filter.cesql !== undefined) return compileCesql(filter.cesql, `${field}.cesql`);
+  if (filter.cesql !== undefined) return compileCesqlFilter(filter.cesql);
   throw new TributaryError('VALIDATION_FAILED', 'a filter has no dialect', {
     problems: [{ field, message: 'one dialect is required' }],
   });
@@ -139,6 +149,14 @@ export function compileSubscriptionsFilter(
 export function compileTriggerFilter(
   spec: Pick<TriggerSpec, 'filter' | 'filters'>,
 ): CompiledFilter {
+  const compiled = compileUnindexed(spec);
+  const indexKey = indexKeyOf(spec);
+  if (indexKey === undefined) return compiled;
+  // A filter with a key is never the shared PASS: every compile returns a fresh closure.
+  return Object.assign(compiled, { indexKey });
+}
+
+function compileUnindexed(spec: Pick<TriggerSpec, 'filter' | 'filters'>): CompiledFilter {
   const filters = spec.filters;
   if (filters !== undefined && filters.length > 0) {
     return compileAll(filters.map((f, i) => compileSubscriptionsFilter(f, `spec.filters[${i}]`)));
@@ -146,4 +164,43 @@ export function compileTriggerFilter(
   const attributes = spec.filter?.attributes;
   if (attributes !== undefined) return compileAttributeMatch(attributes, 'legacy');
   return PASS;
+}
+
+const INDEXED = ['type', 'source'] as const;
+
+/** The first exact `type` (else `source`) condition among the filter's conjuncts. */
+function keyOfConjuncts(conjuncts: readonly SubscriptionsFilter[]): IndexKey | undefined {
+  const found: Partial<Record<IndexKey['attribute'], string>> = {};
+  const visit = (filter: SubscriptionsFilter): void => {
+    if (filter.exact !== undefined) {
+      for (const attribute of INDEXED) {
+        const value = filter.exact[attribute];
+        if (value !== undefined && value !== '' && found[attribute] === undefined) {
+          found[attribute] = value;
+        }
+      }
+    }
+    // Every member of `all` must hold too; `any`, `not`, prefix, suffix and cesql promise nothing exact.
+    filter.all?.forEach(visit);
+  };
+  conjuncts.forEach(visit);
+  // Sufficient: the whole filter is one exact condition on one attribute.
+  const only = conjuncts.length === 1 ? conjuncts[0]!.exact : undefined;
+  const sufficient = only !== undefined && Object.keys(only).length === 1;
+  for (const attribute of INDEXED) {
+    const value = found[attribute];
+    if (value !== undefined) return { attribute, value, sufficient };
+  }
+  return undefined;
+}
+
+/**
+ * The exact `type` or `source` condition every event passing the trigger's filter meets, if there
+ * is one: from the legacy `filter.attributes` (a non-empty value) or an `exact` filter at the top
+ * level or inside `all`. Prefers `type`.
+ */
+export function indexKeyOf(spec: Pick<TriggerSpec, 'filter' | 'filters'>): IndexKey | undefined {
+  if (spec.filters !== undefined && spec.filters.length > 0) return keyOfConjuncts(spec.filters);
+  const attributes = spec.filter?.attributes;
+  return attributes === undefined ? undefined : keyOfConjuncts([{ exact: attributes }]);
 }

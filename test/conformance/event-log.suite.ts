@@ -18,6 +18,7 @@ import type {
   SubscriptionHandle,
 } from '../../src/backends/contracts.js';
 import type { CloudEvent } from '../../src/core/event.js';
+import { compileTriggerFilter } from '../../src/core/filters.js';
 import { Collector } from '../support/collector.js';
 import type { BackendHarness } from './harness.js';
 import {
@@ -83,6 +84,25 @@ function expectSameEvent(actual: CloudEvent, expected: CloudEvent): void {
 
 async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
   await expect(promise).rejects.toMatchObject({ code });
+}
+
+/** A trigger's `exact` filter on the type: it carries an index key, which a backend may use. */
+function indexedType(type: string): EventFilter {
+  const filter = compileTriggerFilter({ filters: [{ exact: { type } }] });
+  expect(filter.indexKey, 'an exact type filter has an index key').toMatchObject({
+    attribute: 'type',
+    value: type,
+  });
+  return filter;
+}
+
+/** The same condition as `indexedType`, without an index key. */
+function plainType(type: string): EventFilter {
+  return (event) => event.attributes.type === type;
+}
+
+function typed(id: string, type: string): CloudEvent {
+  return makeEvent(id, { type });
 }
 
 export function eventLogConformance(name: string, harness: BackendHarness): void {
@@ -668,6 +688,267 @@ export function eventLogConformance(name: string, harness: BackendHarness): void
         await again.messages.count(2);
         expect(again.ids()).toEqual(['e1', 'e2']);
       });
+    });
+
+    describe('indexed filters', () => {
+      it('delivers every match and nothing else, like the same filter without an index key', async () => {
+        const { backend, log, broker } = await withBroker();
+        const byType = await join(backend, {
+          id: uniqueName('s'),
+          broker,
+          filter: indexedType('want'),
+          autoAck: true,
+          label: 'indexed type',
+        });
+        // The legacy attributes filter, keyed on the source.
+        const bySource = await join(backend, {
+          id: uniqueName('s'),
+          broker,
+          filter: compileTriggerFilter({ filter: { attributes: { source: '/wanted' } } }),
+          autoAck: true,
+          label: 'indexed source',
+        });
+        const plain = await join(backend, {
+          id: uniqueName('s'),
+          broker,
+          filter: plainType('want'),
+          autoAck: true,
+          label: 'plain',
+        });
+        const wanted: string[] = [];
+        const fromSource: string[] = [];
+        let n = 0;
+        const event = (want: boolean, source: boolean): CloudEvent => {
+          const id = `e-${n++}`;
+          if (want) wanted.push(id);
+          if (source) fromSource.push(id);
+          return makeEvent(id, {
+            type: want ? 'want' : 'other',
+            ...(source ? { source: '/wanted' } : {}),
+          });
+        };
+        for (let round = 0; round < 24; round++) {
+          const size = (round % 5) + 1;
+          const batch = Array.from({ length: size }, (_, i) => {
+            const k = round * 7 + i;
+            // Some rounds have no match at all; some end with the only match after the others.
+            return event(k % 3 === 0 && round % 4 !== 1, k % 4 === 1);
+          });
+          await log.append(broker, batch);
+          if (round % 3 === 2) {
+            // An idle period: every member has everything it will get so far.
+            await byType.messages.count(wanted.length);
+            await bySource.messages.count(fromSource.length);
+            await plain.messages.count(wanted.length);
+          }
+        }
+        await log.append(broker, [event(false, false), event(false, false), event(true, false)]);
+        await log.append(broker, [event(false, false), event(false, true)]);
+        await log.append(broker, [event(true, true)]);
+        await byType.messages.count(wanted.length);
+        await bySource.messages.count(fromSource.length);
+        await plain.messages.count(wanted.length);
+        // Each member gets its events in log order: the last match arrived, so did every earlier one.
+        expect(byType.ids()).toEqual(wanted);
+        expect(plain.ids()).toEqual(wanted);
+        expect(bySource.ids()).toEqual(fromSource);
+      });
+
+      it('delivers a match appended in the same batch after events that do not match', async () => {
+        const { backend, log, broker } = await withBroker();
+        const member = await join(backend, {
+          id: uniqueName('s'),
+          broker,
+          filter: indexedType('want'),
+          autoAck: true,
+        });
+        await log.append(broker, [typed('o-1', 'other'), typed('o-2', 'other')]);
+        await log.append(broker, [
+          typed('o-3', 'other'),
+          typed('o-4', 'other'),
+          typed('w-1', 'want'),
+          typed('o-5', 'other'),
+          typed('w-2', 'want'),
+        ]);
+        expect(await member.nextId()).toBe('w-1');
+        expect(await member.nextId()).toBe('w-2');
+        await log.append(broker, [typed('o-6', 'other'), typed('w-3', 'want')]);
+        expect(await member.nextId()).toBe('w-3');
+        expect(member.ids()).toEqual(['w-1', 'w-2', 'w-3']);
+      });
+
+      it('follows setFilter from one index key to another, and to none', async () => {
+        const { backend, log, broker } = await withBroker();
+        const member = await join(backend, {
+          id: uniqueName('s'),
+          broker,
+          filter: indexedType('a'),
+          autoAck: true,
+        });
+        await log.append(broker, [typed('b-1', 'b'), typed('a-1', 'a')]);
+        expect(await member.nextId()).toBe('a-1');
+        member.handle.setFilter(indexedType('b'));
+        await log.append(broker, [typed('a-2', 'a'), typed('b-2', 'b')]);
+        expect(await member.nextId()).toBe('b-2');
+        await log.append(broker, [typed('b-3', 'b'), typed('a-3', 'a')]);
+        await log.append(broker, [typed('a-4', 'a')]);
+        await log.append(broker, [typed('b-4', 'b')]);
+        expect(await member.nextId()).toBe('b-3');
+        expect(await member.nextId()).toBe('b-4');
+        member.handle.setFilter(undefined);
+        await log.append(broker, [typed('c-1', 'c'), typed('a-5', 'a')]);
+        expect(await member.nextId()).toBe('c-1');
+        expect(await member.nextId()).toBe('a-5');
+        member.handle.setFilter(indexedType('a'));
+        await log.append(broker, [typed('c-2', 'c'), typed('b-5', 'b'), typed('a-6', 'a')]);
+        expect(await member.nextId()).toBe('a-6');
+        expect(member.ids()).toEqual(['a-1', 'b-2', 'b-3', 'b-4', 'c-1', 'a-5', 'a-6']);
+      });
+
+      it('hands each member of a subscription only what its own filter passes, when their keys differ', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        // `a` is the first member and then full: every later event can only go to `b`.
+        const a = await join(backend, {
+          id,
+          broker,
+          filter: indexedType('a'),
+          maxInFlight: 1,
+          label: 'a',
+        });
+        await log.append(broker, [typed('b-0', 'b'), typed('a-0', 'a')]);
+        const held = await a.messages.next();
+        expect(idOf(held.event)).toBe('a-0');
+        const b = await join(backend, {
+          id,
+          broker,
+          filter: indexedType('b'),
+          autoAck: true,
+          label: 'b',
+        });
+        await log.append(broker, [typed('b-1', 'b'), typed('a-1', 'a')]);
+        expect(await b.nextId()).toBe('b-1');
+        await log.append(broker, [typed('a-2', 'a')]);
+        await log.append(broker, [typed('a-3', 'a'), typed('b-2', 'b')]);
+        expect(await b.nextId()).toBe('b-2');
+        await log.append(broker, [typed('b-3', 'b')]);
+        expect(await b.nextId()).toBe('b-3');
+        // With `b` gone, the subscription follows `a`'s key again.
+        await b.handle.close();
+        await held.ack();
+        await log.append(broker, [typed('b-4', 'b'), typed('a-4', 'a')]);
+        const next = await a.messages.next();
+        expect(idOf(next.event)).toBe('a-4');
+        await next.ack();
+        expect(a.ids()).toEqual(['a-0', 'a-4']);
+        expect(b.ids()).toEqual(['b-1', 'b-2', 'b-3']);
+      });
+
+      it('judges what was appended while a subscription had no member by the filter of the next one', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        const first = await join(backend, {
+          id,
+          broker,
+          filter: indexedType('a'),
+          autoAck: true,
+          label: 'first',
+        });
+        await log.append(broker, [typed('b-0', 'b'), typed('a-0', 'a')]);
+        expect(await first.nextId()).toBe('a-0');
+        await first.handle.close();
+        await log.append(broker, [typed('b-1', 'b'), typed('a-1', 'a')]);
+        await log.append(broker, [typed('b-2', 'b')]);
+        const next = await join(backend, {
+          id,
+          broker,
+          filter: indexedType('b'),
+          autoAck: true,
+          label: 'next',
+        });
+        expect(await next.nextId()).toBe('b-1');
+        expect(await next.nextId()).toBe('b-2');
+        await log.append(broker, [typed('a-3', 'a'), typed('b-3', 'b')]);
+        expect(await next.nextId()).toBe('b-3');
+        expect(next.ids()).toEqual(['b-1', 'b-2', 'b-3']);
+        expect(first.ids()).toEqual(['a-0']);
+      });
+
+      it.skipIf(!durable)(
+        'after a restart, redelivers every unacked match and nothing acked',
+        async () => {
+          const { backend, log, broker } = await withBroker();
+          const some = uniqueName('s');
+          const all = uniqueName('s');
+          const first = await join(backend, {
+            id: some,
+            broker,
+            filter: indexedType('want'),
+            label: 'acks some',
+          });
+          const second = await join(backend, {
+            id: all,
+            broker,
+            filter: indexedType('want'),
+            autoAck: true,
+            label: 'acks all',
+          });
+          await log.append(broker, [
+            typed('o-0', 'other'),
+            typed('o-1', 'other'),
+            typed('w-0', 'want'),
+          ]);
+          await log.append(broker, [
+            typed('o-2', 'other'),
+            typed('w-1', 'want'),
+            typed('o-3', 'other'),
+          ]);
+          await log.append(broker, [typed('w-2', 'want')]);
+          await log.append(broker, [typed('o-4', 'other')]);
+          await log.append(broker, [
+            typed('w-3', 'want'),
+            typed('o-5', 'other'),
+            typed('w-4', 'want'),
+          ]);
+          const received = await first.messages.count(5);
+          await second.messages.count(5);
+          expect(received.map((message) => idOf(message.event))).toEqual([
+            'w-0',
+            'w-1',
+            'w-2',
+            'w-3',
+            'w-4',
+          ]);
+          for (const message of received.slice(0, 3)) await message.ack();
+          // Nothing matches these: the subscriptions are done with them without handing them out.
+          await log.append(broker, [typed('o-6', 'other'), typed('o-7', 'other')]);
+          await log.append(broker, [typed('o-8', 'other')]);
+          await shutdown(backend);
+
+          const reopened = await reopen();
+          const again = await join(reopened, {
+            id: some,
+            broker,
+            filter: indexedType('want'),
+            autoAck: true,
+            label: 'acks some, again',
+          });
+          const allAgain = await join(reopened, {
+            id: all,
+            broker,
+            filter: indexedType('want'),
+            autoAck: true,
+            label: 'acks all, again',
+          });
+          expect(await again.nextId()).toBe('w-3');
+          expect(await again.nextId()).toBe('w-4');
+          await reopened.eventLog.append(broker, [typed('o-9', 'other'), typed('marker', 'want')]);
+          expect(await again.nextId()).toBe('marker');
+          expect(await allAgain.nextId()).toBe('marker');
+          expect(again.ids()).toEqual(['w-3', 'w-4', 'marker']);
+          expect(allAgain.ids()).toEqual(['marker']);
+        },
+      );
     });
 
     describe.skipIf(!durable)('durability', () => {

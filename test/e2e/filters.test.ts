@@ -167,15 +167,57 @@ describe('trigger filters', () => {
     expect(await idsReceived(receiver, 1)).toEqual([after]);
   });
 
-  it('refuses the cesql dialect until it is implemented, naming the field', async () => {
+  it('cesql', async () => {
+    await check({ filters: [{ cesql: "type = 'com.example.a' AND myext LIKE 'x%'" }] }, [
+      { attrs: { type: 'com.example.a', myext: 'yx' }, match: false },
+      { attrs: { type: 'com.example.b', myext: 'xy' }, match: false },
+      { attrs: { type: 'com.example.a' }, match: false },
+      { attrs: { type: 'com.example.a', myext: 'xy' }, match: true },
+    ]);
+  });
+
+  it('cesql inside any, all and not', async () => {
+    await check(
+      {
+        filters: [
+          { any: [{ cesql: "subject = 'one'" }, { exact: { subject: 'two' } }] },
+          { all: [{ not: { cesql: "source LIKE '/blocked%'" } }, { prefix: { type: 'com.' } }] },
+        ],
+      },
+      [
+        { attrs: { subject: 'three', type: 'com.x' }, match: false },
+        { attrs: { subject: 'one', type: 'com.x', source: '/blocked/1' }, match: false },
+        { attrs: { subject: 'two', type: 'org.x' }, match: false },
+        { attrs: { subject: 'one', type: 'com.x', source: '/fine' }, match: true },
+        { attrs: { subject: 'two', type: 'com.y' }, match: true },
+      ],
+    );
+  });
+
+  it('cesql: an evaluation error, a missing attribute or a non-boolean result is no match', async () => {
+    await check({ filters: [{ cesql: 'INT(count) > 3' }] }, [
+      { attrs: { count: 'many' }, match: false },
+      { attrs: {}, match: false },
+      { attrs: { count: '2' }, match: false },
+      { attrs: { count: '4' }, match: true },
+    ]);
+    await check({ filters: [{ any: [{ cesql: 'type' }, { exact: { subject: 'end' } }] }] }, [
+      { attrs: { type: 'true' }, match: false },
+      { attrs: { subject: 'end' }, match: true },
+    ]);
+  });
+
+  it('refuses an invalid cesql expression, naming the field, the position and the reason', async () => {
     const { status, body } = await putResource(fx.url, 'triggers', 'default', 'sql', {
       spec: {
         broker: 'default',
         subscriber: { uri: 'http://127.0.0.1:1/' },
-        filters: [{ cesql: "type = 'a'" }],
+        filters: [{ prefix: { type: 'a' } }, { all: [{ cesql: "type = 'a' AND (source" }] }],
       },
     });
     expect(status).toBe(400);
-    expect(body.errors).toEqual([expect.objectContaining({ field: 'spec.filters[0].cesql' })]);
+    expect(body.errors).toEqual([
+      { field: 'spec.filters[1].all[0].cesql', message: expect.stringMatching(/position \d+/) },
+    ]);
   });
 });

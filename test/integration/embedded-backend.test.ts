@@ -3,13 +3,19 @@
  * the shared read cache, and what the contract leaves to the implementation.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { BrokerRef, LogMessage, ResourceChange } from '../../src/backends/contracts.js';
+import type {
+  BrokerRef,
+  EventFilter,
+  LogMessage,
+  ResourceChange,
+} from '../../src/backends/contracts.js';
 import {
   createEmbeddedBackend,
   type EmbeddedBackend,
   type EmbeddedBackendOptions,
 } from '../../src/backends/embedded/index.js';
 import type { CloudEvent } from '../../src/core/event.js';
+import { compileTriggerFilter } from '../../src/core/filters.js';
 import type { Resource, ResourceKey } from '../../src/core/resources/types.js';
 import { Collector } from '../support/collector.js';
 import { removeTempDirs, tempDir } from '../support/temp-dir.js';
@@ -42,7 +48,12 @@ function ids(messages: readonly LogMessage[]): string[] {
 function subscribe(
   backend: EmbeddedBackend,
   id: string,
-  options: { maxInFlight?: number; autoAck?: boolean; from?: 'earliest' | 'latest' } = {},
+  options: {
+    maxInFlight?: number;
+    autoAck?: boolean;
+    from?: 'earliest' | 'latest';
+    filter?: EventFilter;
+  } = {},
 ) {
   const messages = new Collector<LogMessage>(id);
   const handle = backend.eventLog.subscribe(
@@ -51,6 +62,7 @@ function subscribe(
       broker,
       start: { from: options.from ?? 'earliest' },
       maxInFlight: options.maxInFlight ?? 100,
+      ...(options.filter === undefined ? {} : { filter: options.filter }),
     },
     (message) => {
       messages.push(message);
@@ -58,6 +70,36 @@ function subscribe(
     },
   );
   return handle.then((h) => ({ handle: h, messages }));
+}
+
+/** An indexed `exact type` filter that counts its calls in `calls[i]`. */
+function countingTypeFilter(type: string, calls: number[], i: number): EventFilter {
+  const inner = compileTriggerFilter({ filters: [{ exact: { type } }] });
+  expect(inner.indexKey).toMatchObject({ attribute: 'type', value: type });
+  return Object.assign(
+    (e: CloudEvent) => {
+      calls[i]!++;
+      return inner(e);
+    },
+    { indexKey: inner.indexKey },
+  );
+}
+
+/** Waits (polling, with the collector's timeout as a bound) until `check` holds. */
+async function eventually(check: () => boolean, what: string): Promise<void> {
+  const done = new Collector<true>(what);
+  const poll = setInterval(() => {
+    if (check()) done.push(true);
+  }, 20);
+  try {
+    if (!check()) await done.next();
+  } finally {
+    clearInterval(poll);
+  }
+}
+
+function seq(message: LogMessage): number {
+  return Number(message.position);
 }
 
 function brokerResource(name: string): Resource {
@@ -316,6 +358,155 @@ describe('embedded backend: delivery details', () => {
     const second = await subscribe(reopened, 's');
     await reopened.eventLog.append(broker, [event('new')]);
     expect(ids(await second.messages.count(1))).toEqual(['new']);
+  });
+});
+
+describe('embedded backend: filter index', () => {
+  const SUBSCRIPTIONS = 1000;
+  const TARGET = 7;
+
+  it.each([
+    ['only indexed subscriptions', false],
+    ['one unindexed subscription too', true],
+  ])('does not call the filters of other indexed subscriptions: %s', async (_, withUnindexed) => {
+    const backend = await start();
+    await backend.eventLog.ensureBroker(broker);
+    const calls = Array.from({ length: SUBSCRIPTIONS }, () => 0);
+    const subscribers = await Promise.all(
+      Array.from({ length: SUBSCRIPTIONS }, (_, i) =>
+        subscribe(backend, `t-${i}`, {
+          from: 'latest',
+          filter: countingTypeFilter(`t${i}`, calls, i),
+        }),
+      ),
+    );
+    let unindexedCalls = 0;
+    const unindexed = withUnindexed
+      ? await subscribe(backend, 'unindexed', {
+          from: 'latest',
+          filter: (e) => {
+            unindexedCalls++;
+            return String(e.attributes.type).startsWith('t');
+          },
+        })
+      : undefined;
+
+    const sent: string[] = [];
+    for (let batch = 0; batch < 8; batch++) {
+      const events = Array.from({ length: 25 }, (_, i) =>
+        event(`e-${batch * 25 + i}`, { type: `t${TARGET}` }),
+      );
+      sent.push(...events.map((e) => String(e.attributes.id)));
+      await backend.eventLog.append(broker, events);
+    }
+    expect(ids(await subscribers[TARGET]!.messages.count(200))).toEqual(sent);
+    if (unindexed !== undefined) {
+      expect(ids(await unindexed.messages.count(200))).toEqual(sent);
+      expect(unindexedCalls).toBe(200);
+    }
+    const others = calls.reduce((sum, n, i) => (i === TARGET ? sum : sum + n), 0);
+    expect(others).toBe(0);
+    expect(calls[TARGET]).toBeGreaterThanOrEqual(200);
+    expect(calls[TARGET]).toBeLessThanOrEqual(400);
+    expect(subscribers.filter((s) => s.messages.length > 0)).toHaveLength(1);
+  });
+
+  it('persists the cursor of a parked subscription, which then does not read those events again', async () => {
+    const dataDir = tempDir();
+    const backend = await createEmbeddedBackend({ dataDir });
+    open.push(backend);
+    await backend.eventLog.ensureBroker(broker);
+    const calls = [0];
+    const parked = await subscribe(backend, 'parked', {
+      filter: countingTypeFilter('want', calls, 0),
+    });
+    const witness = await subscribe(backend, 'witness');
+    await backend.eventLog.append(broker, [event('w-1', { type: 'want' })]);
+    await parked.messages.count(1);
+    for (let batch = 0; batch < 5; batch++) {
+      await backend.eventLog.append(
+        broker,
+        Array.from({ length: 20 }, (_, i) => event(`o-${batch}-${i}`, { type: 'other' })),
+      );
+    }
+    const last = seq((await witness.messages.count(101))[100]!);
+    // Its cursor reaches the last event without it reading any of the 100 that do not match.
+    await eventually(
+      () => (backend.durableCursor(broker, 'parked') ?? 0) >= last,
+      "the parked subscription's durable cursor",
+    );
+    expect(calls[0]).toBe(1);
+
+    await parked.handle.close();
+    await witness.handle.close();
+    await backend.close();
+    const reopened = await createEmbeddedBackend({ dataDir });
+    open.push(reopened);
+    expect(reopened.durableCursor(broker, 'parked')).toBeGreaterThanOrEqual(last);
+    const again = await subscribe(reopened, 'parked', {
+      filter: countingTypeFilter('want', calls, 0),
+    });
+    await reopened.eventLog.append(broker, [event('w-2', { type: 'want' })]);
+    expect(ids(await again.messages.count(1))).toEqual(['w-2']);
+    expect(calls[0]).toBe(2);
+  });
+
+  it('keeps what a parked subscription has unsettled or waiting for a retry', async () => {
+    const backend = await start({ retentionMs: 0 });
+    await backend.eventLog.ensureBroker(broker);
+    await backend.eventLog.append(broker, [event('before-1'), event('before-2')]);
+    const filter = () => compileTriggerFilter({ filters: [{ exact: { type: 'want' } }] });
+    const holding = await subscribe(backend, 'holding', {
+      from: 'latest',
+      filter: filter(),
+      autoAck: false,
+    });
+    const retrying = await subscribe(backend, 'retrying', {
+      from: 'latest',
+      filter: filter(),
+      autoAck: false,
+    });
+    const done = await subscribe(backend, 'done', { from: 'latest', filter: filter() });
+    await backend.eventLog.append(broker, [
+      event('o-0', { type: 'other' }),
+      event('w-1', { type: 'want' }),
+      event('o-1', { type: 'other' }),
+    ]);
+    const [held] = await holding.messages.count(1);
+    await (await retrying.messages.count(1))[0]!.nak(3_600_000);
+    await done.messages.count(1);
+    for (let batch = 0; batch < 5; batch++) {
+      await backend.eventLog.append(
+        broker,
+        Array.from({ length: 10 }, (_, i) => event(`o-${batch}-${i}`, { type: 'other' })),
+      );
+    }
+    const lastSeq = seq(held!) + 51;
+    // The parked cursors move on without pumps; `holding` stays just before its unsettled w-1.
+    await eventually(
+      () =>
+        (backend.durableCursor(broker, 'done') ?? 0) >= lastSeq &&
+        (backend.durableCursor(broker, 'retrying') ?? 0) >= lastSeq,
+      'the durable cursors of the parked subscriptions',
+    );
+    expect(backend.durableCursor(broker, 'holding')).toBe(seq(held!) - 1);
+    // before-1, before-2 and o-0 go; w-1 (unsettled, and a retry) and everything after it stay.
+    expect(await backend.sweep()).toBe(3);
+
+    await held!.ack();
+    await eventually(
+      () => (backend.durableCursor(broker, 'holding') ?? 0) >= lastSeq,
+      "the cursor of 'holding' after its ack",
+    );
+    // Only w-1 stays: it waits for its retry.
+    expect(await backend.sweep()).toBe(51);
+    const check = await subscribe(backend, 'check');
+    await backend.eventLog.append(broker, [event('marker')]);
+    await check.messages.until(
+      (items) => items.some((m) => m.event.attributes.id === 'marker'),
+      'the marker',
+    );
+    expect(ids(check.messages.items)).toEqual(['w-1', 'marker']);
   });
 });
 

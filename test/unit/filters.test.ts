@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import type { AttributeValue, CloudEvent } from '../../src/core/event.js';
-import { isTributaryError } from '../../src/core/errors.js';
 import { compileSubscriptionsFilter, compileTriggerFilter } from '../../src/core/filters.js';
 import type { SubscriptionsFilter, TriggerSpec } from '../../src/core/resources/types.js';
 
@@ -160,15 +159,16 @@ describe('dialects', () => {
     expect(one(f, event({ type: 'x.issues', source: 'https://gitlab.com/acme' }))).toBe(true);
   });
 
-  it('refuses cesql and dialect-less filters at compile time', () => {
-    let thrown: unknown;
-    try {
-      compileSubscriptionsFilter({ cesql: "type = 'x'" }, 'spec.filters[0]');
-    } catch (error) {
-      thrown = error;
-    }
-    expect(isTributaryError(thrown)).toBe(true);
-    expect(isTributaryError(thrown) && thrown.problems[0]?.field).toBe('spec.filters[0].cesql');
+  it('compiles cesql: only a clean Boolean TRUE passes', () => {
+    const f = compileSubscriptionsFilter({ cesql: "type = 'x' AND INT(count) > 1" });
+    expect(f(event({ type: 'x', count: '2' }))).toBe(true);
+    expect(f(event({ type: 'x', count: '1' }))).toBe(false);
+    expect(f(event({ type: 'x', count: 'many' }))).toBe(false); // cast error
+    expect(f(event({ type: 'x' }))).toBe(false); // missing attribute
+    expect(compileSubscriptionsFilter({ cesql: 'type' })(event({ type: 'true' }))).toBe(false);
+  });
+
+  it('refuses a dialect-less filter at compile time', () => {
     expect(() => compileSubscriptionsFilter({})).toThrow('no dialect');
   });
 });

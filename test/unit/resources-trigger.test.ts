@@ -185,10 +185,16 @@ describe('validateTrigger: filters dialects', () => {
     ]);
   });
 
-  it('refuses cesql as not supported yet, at its path', () => {
-    expect(withFilters([{ all: [{ cesql: "type = 'x'" }] }])).toEqual([
-      { field: 'spec.filters[0].all[0].cesql', message: 'the cesql dialect is not supported yet' },
+  it('accepts a valid cesql expression and refuses an invalid one with its position', () => {
+    expect(withFilters([{ all: [{ cesql: "type = 'x' AND source LIKE '/a%'" }] }])).toEqual([]);
+    expect(withFilters([{ all: [{ cesql: "type = 'x' AND" }] }])).toEqual([
+      {
+        field: 'spec.filters[0].all[0].cesql',
+        message: expect.stringMatching(/^invalid CESQL at position \d+: /),
+      },
     ]);
+    expect(fields(withFilters([{ cesql: '' }]))).toEqual(['spec.filters[0].cesql']);
+    expect(fields(withFilters([{ cesql: 42 }]))).toEqual(['spec.filters[0].cesql']);
   });
 
   it('refuses an unknown dialect', () => {

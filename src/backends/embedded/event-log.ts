@@ -1,10 +1,16 @@
 /**
  * The embedded EventLog: every broker's events in one SQLite table, appended through the group
  * commit, and the subscriptions' delivery state (see subscription.ts).
+ *
+ * Matching cost: each appended event is routed through its broker's FilterIndex, which wakes only
+ * the parked subscriptions that are candidates for it (plus the unindexed ones); after the commit
+ * only the active (not parked) subscriptions are pumped. So an append costs O(new events x matching
+ * candidates + unindexed subscriptions + busy subscriptions), not O(subscriptions x new events).
  */
 import type { Database, Statement } from 'better-sqlite3';
 import type { CloudEvent } from '../../core/event.js';
 import { TributaryError } from '../../core/errors.js';
+import { FilterIndex } from '../../core/filter-index.js';
 import type {
   BrokerRef,
   DeadLetterInfo,
@@ -27,6 +33,11 @@ import { rejection, shuttingDown, type CommitHook, type Writer } from './writer.
 
 /** A cursor that moved is written with the next commit, or after this long at the latest. */
 const CURSOR_FLUSH_MS = 100;
+/**
+ * A parked subscription's cursor follows its broker's last seq without any pump; while the broker
+ * gets events, the parked cursors are marked dirty this often (one pass over its subscriptions).
+ */
+const PARKED_CURSOR_FLUSH_MS = 1000;
 /** Events one retention step deletes (one transaction each). */
 const SWEEP_CHUNK = 5000;
 
@@ -99,6 +110,9 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
   private writing: [Subscription, number][] = [];
   private readonly notify = new Set<BrokerState>();
   private cursorTimer: NodeJS.Timeout | undefined;
+  /** Brokers that got events since their parked subscriptions' cursors were last marked dirty. */
+  private readonly moved = new Set<BrokerState>();
+  private parkedTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly cacheLimits: CacheLimits;
   /** appended_at never decreases along seq (see lastSeqAppendedBy). */
@@ -262,6 +276,9 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
       lastSeq,
       cache: new EventCache(covered, this.cacheLimits),
       subscriptions: new Map(),
+      index: new FilterIndex(),
+      unindexed: new Set(),
+      active: new Set(),
     };
     this.brokersById.set(id, state);
     this.brokersByKey.set(brokerKey(namespace, name), state);
@@ -279,6 +296,41 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
     const key = brokerKey(state.namespace, state.name);
     if (this.brokersByKey.get(key) === state) this.brokersByKey.delete(key);
     this.notify.delete(state);
+    this.moved.delete(state);
+  }
+
+  /**
+   * Wakes the parked subscriptions that may want one of the events just appended (seqs from
+   * `firstSeq`), each at the first event it is a candidate for. Runs in the same step that raised
+   * the broker's last seq, so a parked subscription's implicit read position never skips an event
+   * that was not routed. The other parked subscriptions skip these events without any work.
+   */
+  private route(state: BrokerState, firstSeq: number, events: readonly CloudEvent[]): void {
+    for (const subscription of state.unindexed) subscription.wake(firstSeq);
+    if (state.index.size === 0) return;
+    for (let i = 0; i < events.length; i++) {
+      const seq = firstSeq + i;
+      state.index.forEachCandidate(events[i]!, (subscription) => subscription.wake(seq));
+    }
+  }
+
+  /** The broker's parked cursors moved: mark them dirty within PARKED_CURSOR_FLUSH_MS. */
+  private parkedMoved(state: BrokerState): void {
+    this.moved.add(state);
+    if (this.parkedTimer !== undefined || this.closed) return;
+    this.parkedTimer = setTimeout(() => {
+      this.parkedTimer = undefined;
+      const brokers = [...this.moved];
+      this.moved.clear();
+      for (const broker of brokers) {
+        for (const subscription of broker.subscriptions.values()) {
+          if (subscription.isParked() && subscription.cursor() > subscription.persistedCursor) {
+            this.markDirty(subscription);
+          }
+        }
+      }
+    }, PARKED_CURSOR_FLUSH_MS);
+    this.parkedTimer.unref();
   }
 
   private brokerId(broker: BrokerRef): number {
@@ -366,7 +418,9 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
           state.cache.push(firstSeq + i, copies[i]!, encoded[i]!.size);
         }
         state.lastSeq = firstSeq + copies.length - 1;
+        this.route(state, firstSeq, copies);
         this.notify.add(state);
+        this.parkedMoved(state);
       },
     );
   }
@@ -493,6 +547,9 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
     } finally {
       if (this.cursorTimer !== undefined) clearTimeout(this.cursorTimer);
       this.cursorTimer = undefined;
+      if (this.parkedTimer !== undefined) clearTimeout(this.parkedTimer);
+      this.parkedTimer = undefined;
+      this.moved.clear();
       for (const broker of this.brokersById.values()) {
         for (const subscription of broker.subscriptions.values()) subscription.stop();
       }
@@ -547,6 +604,13 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
       else high = mid - 1;
     }
     return low;
+  }
+
+  /** The subscription's cursor as committed (tests and operations), undefined if it has none. */
+  durableCursor(broker: BrokerRef, id: string): number | undefined {
+    if (this.closed) throw shuttingDown();
+    const row = this.sql.selectBroker.get(broker.namespace, broker.name);
+    return row === undefined ? undefined : this.sql.selectSubscription.get(row.id, id)?.cursor;
   }
 
   // ---- SubscriptionStore ----
@@ -642,8 +706,9 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
     if (this.notify.size === 0) return;
     const brokers = [...this.notify];
     this.notify.clear();
+    // The parked subscriptions that are candidates for the new events were woken by route().
     for (const broker of brokers) {
-      for (const subscription of broker.subscriptions.values()) subscription.pump();
+      for (const subscription of [...broker.active]) subscription.pump();
     }
   }
 }

@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { isTributaryError, TributaryError } from '../../core/errors.js';
-import type { Backend } from '../contracts.js';
+import type { Backend, BrokerRef } from '../contracts.js';
 import type { CacheLimits } from './cache.js';
 import { EmbeddedEventLog } from './event-log.js';
 import { acquireDataDirLock } from './lock.js';
@@ -46,6 +46,12 @@ export interface EmbeddedBackend extends Backend {
   sweep(): Promise<number>;
   /** Runs a PRAGMA on the database (operations and tests, e.g. `max_page_count`). */
   pragma(source: string): unknown;
+  /**
+   * The subscription's cursor as committed: every event of the broker up to this seq is done for it,
+   * except those waiting for a retry (operations and tests). Undefined when there is no such
+   * subscription.
+   */
+  durableCursor(broker: BrokerRef, id: string): number | undefined;
 }
 
 export const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
@@ -152,5 +158,6 @@ function open(options: EmbeddedBackendOptions): EmbeddedBackend {
     stats: () => writer.stats(),
     sweep,
     pragma: (source) => database.pragma(source),
+    durableCursor: (broker, id) => eventLog.durableCursor(broker, id),
   };
 }

@@ -8,9 +8,21 @@
  * settled (`unsettled`, kept in seq order). Redeliveries (retries) never hold the cursor back: their
  * retries row is durable before the seq counts as done. The cursor is persisted lazily through the
  * group commit (a lost cursor update only causes a redelivery, which at-least-once allows).
+ *
+ * Routing and parking: a subscription whose members' filters all carry the same `indexKey` is kept
+ * in its broker's FilterIndex under that key; one without such a key is "unindexed". A subscription
+ * whose pump found nothing more to hand out (buffer empty, read up to the broker's last seq, no due
+ * retry or orphan waiting) is *parked*: it leaves the broker's `active` set, so commits no longer
+ * pump it, and its read position is implicitly the broker's last seq. The event log routes every
+ * appended event, in the same step that raises the broker's last seq, through the index: a parked
+ * candidate is woken with its read position just before the first new event it is a candidate for
+ * (the events before it were not candidates, so no member's filter can pass them) and pumped. The
+ * other events are skipped without any work for it. Whatever else gives a parked subscription work
+ * (a due retry, orphans of a closed member) pumps it, which unparks it at the broker's last seq.
  */
 import type { CloudEvent } from '../../core/event.js';
 import { TributaryError } from '../../core/errors.js';
+import type { FilterIndex } from '../../core/filter-index.js';
 import type { DeadLetterInfo, EventFilter, LogMessage, SubscriptionHandle } from '../contracts.js';
 import type { EventCache, LogEntry } from './cache.js';
 import { encodeEvent, type EncodedEvent } from './event-row.js';
@@ -31,6 +43,12 @@ export interface BrokerState {
   lastSeq: number;
   readonly cache: EventCache;
   readonly subscriptions: Map<string, Subscription>;
+  /** Subscriptions with members that share an index key (see Subscription.reroute). */
+  readonly index: FilterIndex<Subscription>;
+  /** Subscriptions with members and no shared index key: candidates for every event. */
+  readonly unindexed: Set<Subscription>;
+  /** Subscriptions with members that are not parked: a commit with new events pumps them. */
+  readonly active: Set<Subscription>;
 }
 
 /** What a subscription needs from the event log that owns it. */
@@ -92,6 +110,29 @@ class Member {
 
 const done: Promise<void> = Promise.resolve();
 
+/**
+ * The filter whose `indexKey` every member's filter carries (same attribute and value), or undefined
+ * when a member has none or they differ: then the subscription is a candidate for every event.
+ */
+function sharedKeyFilter(members: readonly Member[]): EventFilter | undefined {
+  let shared: EventFilter | undefined;
+  for (const member of members) {
+    const key = member.filter?.indexKey;
+    if (
+      key === undefined ||
+      typeof key.value !== 'string' ||
+      (key.attribute !== 'type' && key.attribute !== 'source')
+    ) {
+      return undefined;
+    }
+    const sharedKey = shared?.indexKey;
+    if (sharedKey === undefined) shared = member.filter;
+    else if (sharedKey.attribute !== key.attribute || sharedKey.value !== key.value)
+      return undefined;
+  }
+  return shared;
+}
+
 function matches(filter: EventFilter | undefined, event: CloudEvent): boolean {
   if (filter === undefined) return true;
   try {
@@ -127,6 +168,8 @@ export class Subscription {
   private pumpScheduled = false;
   private budget = 0;
   private stopped = false;
+  /** Nothing to hand out, and read up to the broker's last seq, implicitly (see the top). */
+  private parked = false;
 
   constructor(
     private readonly store: SubscriptionStore,
@@ -143,7 +186,7 @@ export class Subscription {
 
   /** Every event with a seq up to this one is done (or has a retries row). */
   cursor(): number {
-    let cursor = this.readPos;
+    let cursor = this.parked ? this.broker.lastSeq : this.readPos;
     const next = this.buffer[this.bufferIndex];
     if (next !== undefined) cursor = Math.min(cursor, next.seq - 1);
     for (const seq of this.unsettled.keys()) {
@@ -157,6 +200,86 @@ export class Subscription {
     return this.stopped;
   }
 
+  isParked(): boolean {
+    return this.parked;
+  }
+
+  /**
+   * The event with `seq`, just appended (the broker's last seq already counts it), may pass this
+   * subscription's filter. A parked subscription resumes reading just before it: every event it has
+   * not read before that one was routed while it was parked and was no candidate. The event log
+   * pumps the active subscriptions once the commit is done.
+   */
+  wake(seq: number): void {
+    if (this.parked) this.unpark(seq - 1);
+  }
+
+  private unpark(readPos: number): void {
+    this.parked = false;
+    this.readPos = readPos;
+    this.broker.active.add(this);
+  }
+
+  /** Nothing to hand out and nothing left to read: only routing wakes it up (see the top). */
+  private idle(): boolean {
+    return (
+      !this.stopped &&
+      this.members.length > 0 &&
+      this.bufferIndex >= this.buffer.length &&
+      this.readPos >= this.broker.lastSeq &&
+      !this.hasReady()
+    );
+  }
+
+  /**
+   * Puts the subscription where its members and their filters say, after a member joined or left
+   * or a filter changed: in the index under the key its members share (else unindexed), parked when
+   * it has nothing to do, active otherwise. A parked subscription may stay parked: its implicit read
+   * position is the broker's last seq, and the events up to it were routed under the old key.
+   */
+  private reroute(): void {
+    if (this.stopped) return;
+    const broker = this.broker;
+    if (this.members.length === 0) {
+      // No member, no filter to route by: it keeps its read position until a member joins.
+      if (this.parked) {
+        this.parked = false;
+        this.readPos = broker.lastSeq;
+      }
+      broker.active.delete(this);
+      broker.index.delete(this);
+      broker.unindexed.delete(this);
+      return;
+    }
+    const keyed = sharedKeyFilter(this.members);
+    if (keyed === undefined) {
+      broker.index.delete(this);
+      broker.unindexed.add(this);
+    } else {
+      broker.unindexed.delete(this);
+      broker.index.set(this, keyed);
+    }
+    if (this.parked) {
+      if (this.hasReady()) this.schedulePump();
+      return;
+    }
+    // Inside a pump (a handler closed a member or changed a filter): the pump parks it at the end.
+    if (this.pumping) return;
+    if (this.idle()) {
+      this.park();
+    } else {
+      broker.active.add(this);
+      this.schedulePump();
+    }
+  }
+
+  private park(): void {
+    this.parked = true;
+    this.buffer = [];
+    this.bufferIndex = 0;
+    this.broker.active.delete(this);
+  }
+
   join(
     handler: (message: LogMessage) => void,
     maxInFlight: number,
@@ -165,10 +288,12 @@ export class Subscription {
     const member = new Member(handler, maxInFlight, filter);
     this.members.push(member);
     this.armTimer();
-    this.schedulePump();
+    this.reroute();
     return {
       setFilter: (next) => {
         member.filter = next;
+        // The new filter applies to the events read from now on (the same as without the index).
+        if (!member.closed) this.reroute();
       },
       close: () => {
         this.leave(member);
@@ -191,13 +316,18 @@ export class Subscription {
         this.ready.push(pending);
       }
     }
-    if (this.members.length > 0) this.schedulePump();
-    else this.clearTimer();
+    if (this.members.length === 0) this.clearTimer();
+    this.reroute();
   }
 
   /** The subscription was deleted, or the log closed: nothing is handed over any more. */
   stop(): void {
+    if (this.parked) this.readPos = this.broker.lastSeq;
+    this.parked = false;
     this.stopped = true;
+    this.broker.active.delete(this);
+    this.broker.index.delete(this);
+    this.broker.unindexed.delete(this);
     this.clearTimer();
     for (const member of this.members) member.closed = true;
     this.members = [];
@@ -227,6 +357,8 @@ export class Subscription {
       this.pumpAgain = true;
       return;
     }
+    // Something gave it work (a due retry, an orphan): it reads on from the implicit position.
+    if (this.parked) this.unpark(this.broker.lastSeq);
     this.pumping = true;
     this.budget = PUMP_BUDGET;
     try {
@@ -244,6 +376,7 @@ export class Subscription {
       this.pumping = false;
     }
     if (this.budget <= 0) this.schedulePump();
+    else if (this.idle()) this.park();
     if (this.cursor() > this.persistedCursor) this.store.markDirty(this);
   }
 
@@ -283,6 +416,20 @@ export class Subscription {
       return pending;
     }
     return undefined;
+  }
+
+  /** Whether a due retry or an orphan waits for a member (drops the stale entries on the way). */
+  private hasReady(): boolean {
+    while (this.readyIndex < this.ready.length) {
+      const pending = this.ready[this.readyIndex]!;
+      if (pending.state === 'open' && pending.holder === undefined) return true;
+      this.readyIndex++;
+    }
+    if (this.ready.length > 0) {
+      this.ready = [];
+      this.readyIndex = 0;
+    }
+    return false;
   }
 
   private takeReady(): Pending | undefined {
@@ -389,7 +536,8 @@ export class Subscription {
     member.deliveries.delete(delivery);
     if (!member.closed) {
       member.inFlight--;
-      this.schedulePump();
+      // A parked subscription has nothing to hand to the freed slot.
+      if (!this.parked) this.schedulePump();
     }
   }
 

@@ -8,6 +8,7 @@
  * can be applied again. Unknown fields inside `spec` are rejected so that typos are caught.
  */
 
+import { CesqlParseError, compileCesql } from '../cesql/index.js';
 import type { FieldProblem } from '../errors.js';
 import { durationError, parseDuration } from '../duration.js';
 import { SOURCE_KINDS } from './manifest.js';
@@ -364,11 +365,20 @@ const DIALECTS: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * The CESQL dialect is not implemented yet. This is the one place that refuses it; the change that
- * implements CESQL parses the expression here (and compiles it in filters.ts `compileCesql`).
+ * A CESQL expression must parse (the CESQL spec and the Subscriptions API: reject invalid
+ * expressions at subscription time); the problem names the position and the reason.
  */
-function validateCesql(_expression: unknown, field: string): FieldProblem[] {
-  return [problem(field, 'the cesql dialect is not supported yet')];
+function validateCesql(expression: unknown, field: string): FieldProblem[] {
+  if (typeof expression !== 'string' || expression.trim() === '') {
+    return [problem(field, `must be a non-empty CESQL expression, got ${describe(expression)}`)];
+  }
+  try {
+    compileCesql(expression);
+    return [];
+  } catch (error) {
+    if (error instanceof CesqlParseError) return [problem(field, `invalid CESQL ${error.message}`)];
+    throw error;
+  }
 }
 
 function validateFilterList(value: unknown, field: string): FieldProblem[] {
