@@ -71,30 +71,46 @@ export class FilterIndex<T> {
 
   /** Calls `visit` for every item whose filter may pass the event (without evaluating it). */
   forEachCandidate(event: CloudEvent, visit: (item: T) => void): void {
-    this.scan(event, (entry) => visit(entry.item));
+    this.scan(event, undefined, visit);
   }
 
   /** Calls `visit` for every item whose filter passes the event. */
   forEachMatch(event: CloudEvent, visit: (item: T) => void): void {
-    this.scan(event, (entry) => {
-      if (entry.sufficient || entry.filter(event)) visit(entry.item);
-    });
+    this.scan(event, event, visit);
   }
 
-  private scan(event: CloudEvent, visit: (entry: Entry<T>) => void): void {
+  /** Visits the candidates; evaluates their filters on `evaluate` when it is given. */
+  private scan(
+    event: CloudEvent,
+    evaluate: CloudEvent | undefined,
+    visit: (item: T) => void,
+  ): void {
     const type = attributeString(event, 'type');
+    if (type !== undefined) visitBucket(this.byType.get(type), evaluate, visit);
     const source = attributeString(event, 'source');
-    if (type !== undefined) visitBucket(this.byType.get(type), visit);
-    if (source !== undefined) visitBucket(this.bySource.get(source), visit);
-    for (const entry of this.unindexed) visit(entry);
+    if (source !== undefined) visitBucket(this.bySource.get(source), evaluate, visit);
+    const unindexed = this.unindexed;
+    for (let i = 0; i < unindexed.length; i++) visitEntry(unindexed[i]!, evaluate, visit);
   }
 }
 
-function visitBucket<T>(bucket: Bucket<T> | undefined, visit: (entry: Entry<T>) => void): void {
+function visitEntry<T>(
+  entry: Entry<T>,
+  evaluate: CloudEvent | undefined,
+  visit: (item: T) => void,
+): void {
+  if (evaluate === undefined || entry.sufficient || entry.filter(evaluate)) visit(entry.item);
+}
+
+function visitBucket<T>(
+  bucket: Bucket<T> | undefined,
+  evaluate: CloudEvent | undefined,
+  visit: (item: T) => void,
+): void {
   if (bucket === undefined) return;
   if (!Array.isArray(bucket)) {
-    visit(bucket);
+    visitEntry(bucket, evaluate, visit);
     return;
   }
-  for (const entry of bucket) visit(entry);
+  for (let i = 0; i < bucket.length; i++) visitEntry(bucket[i]!, evaluate, visit);
 }
