@@ -28,6 +28,8 @@ export interface Config {
   readonly shutdownTimeout: number;
   /** Deliveries in flight per trigger. */
   readonly triggerConcurrency: number;
+  /** Hops an event may take (knativebrokerttl given to events that arrive without one). */
+  readonly maxTtl: number;
   /** Per-attempt delivery timeout when a delivery spec sets none, in ms. */
   readonly deliveryTimeout: number;
   /** How long delivered events are kept for replay, in ms. */
@@ -104,6 +106,13 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: 'count',
     default: '100',
     help: 'Deliveries in flight at once per trigger.',
+  },
+  {
+    key: 'maxTtl',
+    flag: 'max-ttl',
+    kind: 'count',
+    default: '255',
+    help: 'Hops an event may take through replies (knativebrokerttl); an event with none left gets 400.',
   },
   {
     key: 'deliveryTimeout',

@@ -53,6 +53,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
     triggerConcurrency: config.triggerConcurrency,
     defaultTimeoutMs: config.deliveryTimeout,
     maxResponseBytes: config.maxEventSize,
+    maxTtl: config.maxTtl,
+    retentionMs: config.retention,
     log,
   });
   const service = new ResourceService(backend.resources, controlPlane);
@@ -86,12 +88,20 @@ export async function startServer(config: Config): Promise<RunningServer> {
                 : 'the event store is failing',
       }),
     );
-    await app.register(managementPlugin({ service, controlPlane, bodyLimit: config.maxEventSize }));
+    await app.register(
+      managementPlugin({
+        service,
+        controlPlane,
+        eventLog: backend.eventLog,
+        bodyLimit: config.maxEventSize,
+      }),
+    );
     await app.register(
       ingressPlugin({
         eventLog: backend.eventLog,
         controlPlane,
         maxEventSize: config.maxEventSize,
+        maxTtl: config.maxTtl,
         isClosing: () => closing,
       }),
     );

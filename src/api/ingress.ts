@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { EventLog } from '../backends/contracts.js';
 import { decodeHttpMessage } from '../core/codec/index.js';
 import { BrokerExtensions, withAttribute } from '../core/event.js';
+import { admitTtl } from '../core/ttl.js';
 import { isTributaryError, TributaryError } from '../core/errors.js';
 import { RESERVED_NAMESPACES } from '../core/resources/validate.js';
 import type { ControlPlane } from '../broker/control-plane.js';
@@ -14,6 +15,8 @@ export interface IngressOptions {
   readonly eventLog: EventLog;
   readonly controlPlane: ControlPlane;
   readonly maxEventSize: number;
+  /** knativebrokerttl given to events that arrive without one. */
+  readonly maxTtl: number;
   readonly isClosing: () => boolean;
 }
 
@@ -49,9 +52,18 @@ export function ingressPlugin(options: IngressOptions): FastifyPluginAsync {
         const { events } = decodeHttpMessage(request.headers, body);
         if (events.length > 0) {
           const arrival = new Date().toISOString();
-          const stamped = events.map((e) =>
-            withAttribute(e, BrokerExtensions.arrivalTime, arrival),
-          );
+          const stamped = events.map((event, i) => {
+            const admitted = admitTtl(event, options.maxTtl);
+            if (!admitted.ok) {
+              options.controlPlane.countTtlExhausted(namespace, broker);
+              const field =
+                events.length > 1 ? `[${i}].${BrokerExtensions.ttl}` : BrokerExtensions.ttl;
+              throw new TributaryError('INVALID_EVENT', admitted.reason, {
+                problems: [{ field, message: admitted.reason }],
+              });
+            }
+            return withAttribute(admitted.event, BrokerExtensions.arrivalTime, arrival);
+          });
           try {
             await options.eventLog.append(ref, stamped);
           } catch (error) {

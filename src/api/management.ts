@@ -9,11 +9,13 @@ import { assertNoProblems, TributaryError } from '../core/errors.js';
 import { COLLECTIONS, type Collection, type ResourceKey } from '../core/resources/types.js';
 import type { ControlPlane } from '../broker/control-plane.js';
 import type { ResourceService } from '../broker/resource-service.js';
-import type { StoredResource } from '../backends/contracts.js';
+import type { EventLog, StoredResource } from '../backends/contracts.js';
+import { serializeStructuredEvent } from '../core/codec/index.js';
 
 export interface ManagementOptions {
   readonly service: ResourceService;
   readonly controlPlane: ControlPlane;
+  readonly eventLog: EventLog;
   readonly bodyLimit: number;
 }
 
@@ -75,7 +77,7 @@ function singleDocument(body: unknown): unknown {
 }
 
 export function managementPlugin(options: ManagementOptions): FastifyPluginAsync {
-  const { service, controlPlane } = options;
+  const { service, controlPlane, eventLog } = options;
   return async (app: FastifyInstance) => {
     app.addContentTypeParser(
       YAML_TYPES,
@@ -89,8 +91,10 @@ export function managementPlugin(options: ManagementOptions): FastifyPluginAsync
       },
     );
 
-    const render = (request: FastifyRequest, stored: StoredResource): Record<string, unknown> =>
-      controlPlane.withStatus(stored, baseUrl(request));
+    const render = (
+      request: FastifyRequest,
+      stored: StoredResource,
+    ): Promise<Record<string, unknown>> => controlPlane.withStatus(stored, baseUrl(request));
 
     const keyOf = (params: {
       namespace: string;
@@ -112,7 +116,11 @@ export function managementPlugin(options: ManagementOptions): FastifyPluginAsync
     app.get<ListParams>('/v1/namespaces/:namespace/:collection', async (request) => {
       const { collection, namespace } = keyOf({ ...request.params, name: '' });
       const items = await service.list(collection, namespace);
-      return { apiVersion: 'v1', kind: 'List', items: items.map((s) => render(request, s)) };
+      return {
+        apiVersion: 'v1',
+        kind: 'List',
+        items: await Promise.all(items.map((s) => render(request, s))),
+      };
     });
 
     app.get<ItemParams>('/v1/namespaces/:namespace/:collection/:name', async (request) => {
@@ -134,7 +142,7 @@ export function managementPlugin(options: ManagementOptions): FastifyPluginAsync
       const result = await service.put(key.collection, checked.resource!);
       return reply
         .code(result.action === 'created' ? 201 : 200)
-        .send(render(request, result.stored));
+        .send(await render(request, result.stored));
     });
 
     app.delete<ItemParams>('/v1/namespaces/:namespace/:collection/:name', async (request) => {
@@ -143,6 +151,62 @@ export function managementPlugin(options: ManagementOptions): FastifyPluginAsync
       if (deleted === undefined) throw notFound(key);
       return deleted.resource;
     });
+
+    // ---- trigger operations: dead letters and replay ----
+
+    type TriggerParams = { Params: { namespace: string; name: string } };
+    const triggerKey = (params: { namespace: string; name: string }): ResourceKey => ({
+      collection: 'triggers',
+      namespace: params.namespace,
+      name: params.name,
+    });
+
+    app.get<TriggerParams & { Querystring: { after?: string; limit?: string } }>(
+      '/v1/namespaces/:namespace/triggers/:name/deadletters',
+      async (request) => {
+        const { id, broker } = controlPlane.subscriptionOf(triggerKey(request.params));
+        const limit = parseLimit(request.query.limit);
+        const page = {
+          limit,
+          ...(request.query.after === undefined ? {} : { after: request.query.after }),
+        };
+        const records = await eventLog.listDeadLetters(id, broker, page);
+        const items = records.map((r) => ({
+          id: r.id,
+          deadLetteredAt: r.deadLetteredAt.toISOString(),
+          reason: r.reason,
+          attempts: r.attempts,
+          ...(r.destination === undefined ? {} : { destination: r.destination }),
+          ...(r.lastStatus === undefined ? {} : { lastStatus: r.lastStatus }),
+          event: JSON.parse(serializeStructuredEvent(r.event)) as unknown,
+        }));
+        const last = records[records.length - 1];
+        return {
+          items,
+          total: await eventLog.countDeadLetters(id, broker),
+          ...(records.length === limit && last !== undefined ? { next: last.id } : {}),
+        };
+      },
+    );
+
+    app.post<TriggerParams>(
+      '/v1/namespaces/:namespace/triggers/:name/deadletters/redrive',
+      async (request) => {
+        const { id, broker } = controlPlane.subscriptionOf(triggerKey(request.params));
+        const ids = redriveIds(request.body);
+        return { redriven: await eventLog.redriveDeadLetters(id, broker, ids) };
+      },
+    );
+
+    app.post<TriggerParams>(
+      '/v1/namespaces/:namespace/triggers/:name/replay',
+      async (request, reply) => {
+        const { id, broker } = controlPlane.subscriptionOf(triggerKey(request.params));
+        const from = replayFrom(request.body);
+        await eventLog.seek(id, broker, { from: 'time', time: from });
+        return reply.code(202).send({ from: from.toISOString() });
+      },
+    );
 
     app.post('/v1/apply', async (request) => {
       const checked = service.checkAll(documentsOf(request.body));
@@ -172,12 +236,64 @@ export function managementPlugin(options: ManagementOptions): FastifyPluginAsync
           namespace: metadata.namespace,
           name: metadata.name,
           action: result.action,
-          resource: render(request, result.stored),
+          resource: await render(request, result.stored),
         });
       }
       return { items };
     });
   };
+}
+
+const MAX_PAGE = 1000;
+
+function parseLimit(text: string | undefined): number {
+  if (text === undefined) return 100;
+  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 1 && n <= MAX_PAGE)) {
+    throw new TributaryError('BAD_REQUEST', `limit must be a whole number from 1 to ${MAX_PAGE}`, {
+      problems: [
+        { field: 'limit', message: `must be a whole number from 1 to ${MAX_PAGE}, got "${text}"` },
+      ],
+    });
+  }
+  return n;
+}
+
+/** `{"ids": ["3", "7"]}` redrives those; no body, or no `ids`, redrives all. */
+function redriveIds(body: unknown): string[] | undefined {
+  if (body === undefined || body === null) return undefined;
+  const ids = (body as { ids?: unknown }).ids;
+  if (typeof body !== 'object' || Array.isArray(body)) {
+    throw new TributaryError('BAD_REQUEST', 'The body must be an object such as {"ids": ["1"]}', {
+      problems: [{ field: 'body', message: 'must be an object' }],
+    });
+  }
+  if (ids === undefined) return undefined;
+  if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'string')) {
+    throw new TributaryError('BAD_REQUEST', 'ids must be a list of dead-letter ids', {
+      problems: [{ field: 'ids', message: 'must be a list of strings' }],
+    });
+  }
+  return ids;
+}
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+
+/** `{"from": "<RFC 3339 time>"}`. */
+function replayFrom(body: unknown): Date {
+  const from = (body as { from?: unknown } | null | undefined)?.from;
+  const time = typeof from === 'string' && RFC3339.test(from) ? new Date(from) : undefined;
+  if (time === undefined || Number.isNaN(time.getTime())) {
+    throw new TributaryError('BAD_REQUEST', 'The body must be {"from": "<RFC 3339 time>"}', {
+      problems: [
+        {
+          field: 'from',
+          message: `must be an RFC 3339 time such as 2026-01-31T12:00:00Z, got ${JSON.stringify(from ?? null)}`,
+        },
+      ],
+    });
+  }
+  return time;
 }
 
 function notFound(key: ResourceKey): TributaryError {

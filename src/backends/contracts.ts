@@ -39,6 +39,22 @@ export interface SubscriptionOptions {
    * this subscription. Absent: every event. Replace it with `SubscriptionHandle.setFilter`.
    */
   readonly filter?: EventFilter;
+  /**
+   * Ordered delivery: at most one event at a time per `partitionkey` extension (the events
+   * without one form one group of their own), in log order, retries included: the next event of a
+   * key is handed over only once the one before it is acked or dead-lettered, also across a
+   * restart. Events of different keys still go out concurrently, up to maxInFlight. Absent or
+   * false: unordered.
+   */
+  readonly ordered?: boolean;
+}
+
+export interface BrokerLogOptions {
+  /**
+   * How long an event is kept once every subscription is done with it (for replay). Absent: the
+   * backend's default. Given again by a later ensureBroker, it replaces the earlier value.
+   */
+  readonly retentionMs?: number;
 }
 
 export interface DeadLetterInfo {
@@ -67,10 +83,16 @@ export interface LogMessage {
   readonly position: string;
   /** 1 on the first hand-over, then one more for each nak. */
   readonly attempt: number;
+  /** What the last nak wrote for the next attempt; undefined on a first hand-over. */
+  readonly note: string | undefined;
   /** Done: never handed to this subscription again. */
   ack(): Promise<void>;
-  /** Hand the event over again (to any member) after `delayMs`, with `attempt + 1`. */
-  nak(delayMs: number): Promise<void>;
+  /**
+   * Hand the event over again (to any member) after `delayMs`, with `attempt + 1` and `note`
+   * (kept as durably as the retry itself, so a dispatcher can resume where it was, e.g. in the
+   * middle of trying a dead-letter sink).
+   */
+  nak(delayMs: number, note?: string): Promise<void>;
   /** Done for delivery, but kept: listed by `listDeadLetters` until removed. */
   deadLetter(info: DeadLetterInfo): Promise<void>;
 }
@@ -86,8 +108,8 @@ export interface SubscriptionHandle {
 }
 
 export interface EventLog {
-  /** Creates the broker's log if it does not exist. Idempotent. */
-  ensureBroker(broker: BrokerRef): Promise<void>;
+  /** Creates the broker's log if it does not exist, and applies `options`. Idempotent. */
+  ensureBroker(broker: BrokerRef, options?: BrokerLogOptions): Promise<void>;
   /** Deletes the broker's log, its events and its subscriptions. Idempotent. */
   deleteBroker(broker: BrokerRef): Promise<void>;
   /**
@@ -108,7 +130,25 @@ export interface EventLog {
   ): Promise<SubscriptionHandle>;
   /** Deletes the subscription, its position, its pending retries and its dead letters. Idempotent. */
   deleteSubscription(id: string, broker: BrokerRef): Promise<void>;
-  listDeadLetters(id: string, broker: BrokerRef): Promise<DeadLetterRecord[]>;
+  /**
+   * Moves an existing subscription (replay): every event from `position` on is handed over again,
+   * subject to the filter. Events pending a retry keep their retry. Rejects NOT_FOUND for an
+   * unknown subscription or broker.
+   */
+  seek(id: string, broker: BrokerRef, position: StartPosition): Promise<void>;
+  /** The subscription's dead letters, oldest first: at most `limit` (default 100, at most 1000), after the id `after`. */
+  listDeadLetters(
+    id: string,
+    broker: BrokerRef,
+    page?: { readonly after?: string; readonly limit?: number },
+  ): Promise<DeadLetterRecord[]>;
+  countDeadLetters(id: string, broker: BrokerRef): Promise<number>;
+  /**
+   * Hands dead letters (all of them, or those with the given ids) over again as first attempts
+   * (attempt 1, no note) and removes them from the list, in one durable step; resolves with how
+   * many. Works also when retention has removed the event from the log.
+   */
+  redriveDeadLetters(id: string, broker: BrokerRef, ids?: readonly string[]): Promise<number>;
   /** False while the backend cannot store events (the ingress answers 503). */
   isHealthy(): boolean;
   /** Flushes pending writes and releases resources. Members must be closed first. */

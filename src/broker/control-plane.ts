@@ -15,7 +15,14 @@ import { resolveDelivery } from '../core/delivery.js';
 import { compileTriggerFilter, type CompiledFilter } from '../core/filters.js';
 import { canonicalJson } from '../core/resources/lifecycle.js';
 import { brokerStatus, sourceStatus, triggerStatus } from '../core/resources/status.js';
-import type { Broker, ResourceKey, Trigger } from '../core/resources/types.js';
+import { parseDuration } from '../core/duration.js';
+import { TributaryError } from '../core/errors.js';
+import {
+  DELIVERY_ORDER_ANNOTATION,
+  type Broker,
+  type ResourceKey,
+  type Trigger,
+} from '../core/resources/types.js';
 import { TriggerDispatcher, type TriggerTarget } from './dispatcher.js';
 
 export interface ControlPlaneOptions {
@@ -23,6 +30,10 @@ export interface ControlPlaneOptions {
   readonly triggerConcurrency: number;
   readonly defaultTimeoutMs: number;
   readonly maxResponseBytes: number;
+  /** The most hops an event may have (knativebrokerttl). */
+  readonly maxTtl: number;
+  /** How long a broker keeps delivered events when its spec says nothing, in ms. */
+  readonly retentionMs: number;
   readonly log: {
     info(obj: object, msg: string): void;
     warn(obj: object, msg: string): void;
@@ -33,6 +44,8 @@ export interface ControlPlaneOptions {
 interface BrokerState {
   readonly stored: StoredResource;
   ready: boolean;
+  /** Events refused, or replies dropped, because their TTL ran out (since this replica started). */
+  ttlExhausted: number;
 }
 
 interface TriggerState {
@@ -104,6 +117,37 @@ export class ControlPlane {
     return state?.ready ? { namespace, name } : undefined;
   }
 
+  /** Counts an event the broker refused, or a reply it dropped, because its TTL ran out. */
+  countTtlExhausted(namespace: string, name: string): void {
+    const state = this.brokers.get(brokerKey(namespace, name));
+    if (state !== undefined) state.ttlExhausted++;
+  }
+
+  /**
+   * The subscription behind a trigger of this replica, for the dead-letter and replay operations;
+   * NOT_FOUND when the trigger does not exist, CONFLICT when it is not subscribed (no broker yet).
+   */
+  subscriptionOf(key: ResourceKey): { id: string; broker: BrokerRef } {
+    const state = this.triggers.get(keyString(key));
+    if (state === undefined) {
+      throw new TributaryError(
+        'NOT_FOUND',
+        `No trigger "${key.name}" in namespace "${key.namespace}"`,
+      );
+    }
+    const trigger = triggerOf(state.stored);
+    if (state.dispatcher === undefined) {
+      throw new TributaryError(
+        'CONFLICT',
+        `Trigger "${key.name}" is not Ready: broker "${trigger.spec.broker}" does not exist yet`,
+      );
+    }
+    return {
+      id: trigger.metadata.uid!,
+      broker: { namespace: key.namespace, name: trigger.spec.broker },
+    };
+  }
+
   /** Resolves true once this replica has reconciled `key` at `revision` or later. */
   awaitReconciled(key: ResourceKey, revision: number, timeoutMs = 10_000): Promise<boolean> {
     return this.wait(
@@ -121,25 +165,35 @@ export class ControlPlane {
   }
 
   /** The stored resource with its derived status. */
-  withStatus(stored: StoredResource, baseUrl: string): Record<string, unknown> {
+  async withStatus(stored: StoredResource, baseUrl: string): Promise<Record<string, unknown>> {
     const resource = stored.resource;
     const { namespace, name } = resource.metadata;
     let status: Record<string, unknown>;
     if (stored.key.collection === 'brokers') {
-      const ready = this.brokers.get(brokerKey(namespace, name))?.ready ?? false;
-      status = brokerStatus(brokerOf(stored), { ready, baseUrl });
+      const state = this.brokers.get(brokerKey(namespace, name));
+      status = brokerStatus(brokerOf(stored), { ready: state?.ready ?? false, baseUrl });
+      status.ttlExhausted = state?.ttlExhausted ?? 0;
     } else if (stored.key.collection === 'triggers') {
       const trigger = triggerOf(stored);
       const broker = this.brokers.get(brokerKey(namespace, trigger.spec.broker));
       const state = this.triggers.get(keyString(stored.key));
       const current = state?.stored.resource.metadata.uid === resource.metadata.uid;
+      const dispatcher = current ? state?.dispatcher : undefined;
       const delivery = trigger.spec.delivery ?? (broker && brokerOf(broker.stored))?.spec.delivery;
       status = triggerStatus(trigger, {
         brokerExists: broker !== undefined,
         brokerReady: broker?.ready ?? false,
-        subscribed: current && (state?.dispatcher?.ready ?? false),
+        subscribed: dispatcher?.ready ?? false,
         deadLetterSinkUri: delivery?.deadLetterSink?.uri,
       });
+      if (dispatcher !== undefined) {
+        const { lastError, ...counts } = dispatcher.counters;
+        const kept = await this.options.backend.eventLog
+          .countDeadLetters(resource.metadata.uid!, { namespace, name: trigger.spec.broker })
+          .catch(() => undefined);
+        status.deliveries = { ...counts, deadLettersKept: kept };
+        if (lastError !== undefined) status.lastError = lastError;
+      }
     } else {
       status = sourceStatus(resource);
     }
@@ -229,9 +283,22 @@ export class ControlPlane {
   private async putBroker(stored: StoredResource): Promise<void> {
     const { namespace, name } = stored.key;
     const k = brokerKey(namespace, name);
-    const state: BrokerState = { stored, ready: this.brokers.get(k)?.ready ?? false };
+    const before = this.brokers.get(k);
+    const state: BrokerState = {
+      stored,
+      ready: before?.ready ?? false,
+      ttlExhausted: before?.ttlExhausted ?? 0,
+    };
     this.brokers.set(k, state);
-    await this.options.backend.eventLog.ensureBroker({ namespace, name });
+    const retention = brokerOf(stored).spec.retention;
+    await this.options.backend.eventLog.ensureBroker(
+      { namespace, name },
+      {
+        retentionMs:
+          (retention === undefined ? undefined : parseDuration(retention)) ??
+          this.options.retentionMs,
+      },
+    );
     state.ready = true;
     // The broker's delivery spec may have changed, and waiting triggers may now start.
     await Promise.all(
@@ -284,6 +351,13 @@ export class ControlPlane {
     if (state.filter?.source !== filterSource) {
       state.filter = { source: filterSource, compiled: compileTriggerFilter(trigger.spec) };
     }
+    const delivery = resolveDelivery(
+      trigger.spec.delivery,
+      brokerOf(broker.stored).spec.delivery,
+      this.options.defaultTimeoutMs,
+    );
+    // Knative's Kafka-broker annotation, an alias of the trigger's own delivery.ordering.
+    const order = trigger.metadata.annotations?.[DELIVERY_ORDER_ANNOTATION];
     const target: TriggerTarget = {
       namespace: stored.key.namespace,
       name: stored.key.name,
@@ -291,20 +365,21 @@ export class ControlPlane {
       broker: trigger.spec.broker,
       subscriber: new URL(trigger.spec.subscriber.uri!),
       filter: state.filter.compiled,
-      delivery: resolveDelivery(
-        trigger.spec.delivery,
-        brokerOf(broker.stored).spec.delivery,
-        this.options.defaultTimeoutMs,
-      ),
+      delivery:
+        trigger.spec.delivery?.ordering === undefined && order !== undefined
+          ? { ...delivery, ordered: order === 'ordered' }
+          : delivery,
     };
     if (state.dispatcher !== undefined) {
-      state.dispatcher.update(target);
+      await state.dispatcher.update(target);
       return;
     }
     const dispatcher = new TriggerDispatcher(target, {
       eventLog: this.options.backend.eventLog,
       maxInFlight: this.options.triggerConcurrency,
       maxResponseBytes: this.options.maxResponseBytes,
+      maxTtl: this.options.maxTtl,
+      onTtlExhausted: () => this.countTtlExhausted(stored.key.namespace, trigger.spec.broker),
       onError: (error, context) =>
         this.options.log.warn({ err: error, ...context }, 'could not settle a delivery'),
     });

@@ -1,15 +1,35 @@
 /**
  * The dispatcher of one trigger: it joins the trigger's subscription in the event log, delivers
- * each matching event to the subscriber over HTTP, and settles it: ack on success, nak with the
- * backoff delay while retries remain, dead letter otherwise. Each trigger has its own subscription
- * and in-flight limit, so a slow or failing subscriber never delays another trigger.
+ * each matching event to the subscriber over HTTP, and settles it (DESIGN.md section 5):
+ * - a 2xx answer is done; if its body is a CloudEvent, that reply goes back into the broker (one
+ *   hop less of TTL); a non-empty body that is not a CloudEvent is a failed delivery;
+ * - a retryable failure is tried again after the backoff, as long as retries remain;
+ * - then the dead-letter sink gets the event with Knative's error extensions, retried the same way;
+ * - an event that fails everywhere, or has no dead-letter sink, is kept as a dead letter of the
+ *   trigger (listed and redriven through the API), never dropped.
+ * Each trigger has its own subscription and in-flight limit, so a slow or failing subscriber never
+ * delays another trigger.
  */
 import { setMaxListeners } from 'node:events';
 import type { EventLog, LogMessage, SubscriptionHandle } from '../backends/contracts.js';
-import { encodeBinary, encodeStructured } from '../core/codec/index.js';
-import { nextStep, type ResolvedDelivery } from '../core/delivery.js';
+import {
+  decodeHttpMessage,
+  encodeBinary,
+  encodeStructured,
+  looksLikeCloudEvent,
+} from '../core/codec/index.js';
+import {
+  deadLetterEvent,
+  ERROR_DATA_LIMIT,
+  nextStep,
+  type AttemptResult,
+  type FailedAttempt,
+  type ResolvedDelivery,
+} from '../core/delivery.js';
+import { BrokerExtensions, withAttribute, type CloudEvent } from '../core/event.js';
 import { isTributaryError } from '../core/errors.js';
 import type { CompiledFilter } from '../core/filters.js';
+import { forDelivery, replyTtl } from '../core/ttl.js';
 import { send, type SendOutcome } from './http-sender.js';
 
 /** What the dispatcher needs to know about its trigger; replaced as a whole on every change. */
@@ -26,16 +46,87 @@ export interface TriggerTarget {
 export interface DispatcherOptions {
   readonly eventLog: EventLog;
   readonly maxInFlight: number;
-  /** Largest response body read from a subscriber. */
+  /** Largest response body read from a subscriber (a reply is an event: the event size limit). */
   readonly maxResponseBytes: number;
+  /** Hops a reply may have at most (the broker's knativebrokerttl maximum). */
+  readonly maxTtl: number;
+  /** A reply was dropped because its TTL ran out (a loop). */
+  readonly onTtlExhausted: () => void;
   readonly onError: (error: unknown, context: Record<string, unknown>) => void;
+}
+
+/** What a trigger's deliveries did since this replica started. */
+export interface TriggerCounters {
+  /** Accepted by the subscriber. */
+  delivered: number;
+  /** Attempts that failed and were scheduled again (to the subscriber or the dead-letter sink). */
+  retried: number;
+  /** Accepted by the dead-letter sink. */
+  deadLettered: number;
+  /** Kept as dead letters of the trigger because every destination failed. */
+  kept: number;
+  lastError?: { message: string; time: string };
+}
+
+/** Rides with a retry (LogMessage.note): the event is being sent to the dead-letter sink. */
+interface DeadLetterPhase {
+  /** Attempt number at the dead-letter sink, from 1. */
+  readonly attempt: number;
+  /** The subscriber's last failure, for the error extensions. */
+  readonly status?: number;
+  readonly body?: string;
 }
 
 const SETTLE_RETRY_MIN_MS = 100;
 const SETTLE_RETRY_MAX_MS = 5000;
 
-/** Bytes of a failed response kept with a dead letter (Knative's knativeerrordata limit). */
-const ERROR_DATA_LIMIT = 1024;
+function readNote(note: string | undefined): DeadLetterPhase | undefined {
+  if (note === undefined) return undefined;
+  try {
+    const parsed = JSON.parse(note) as { dls?: DeadLetterPhase };
+    return parsed.dls;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeNote(phase: DeadLetterPhase): string {
+  return JSON.stringify({ dls: phase });
+}
+
+/** A delivery that failed, in the terms of the delivery policy, with a reason for people. */
+interface Failure {
+  readonly result: AttemptResult;
+  readonly reason: string;
+  readonly response?: { readonly status: number; readonly body: Uint8Array };
+}
+
+function failureOf(outcome: SendOutcome): Failure {
+  switch (outcome.result.kind) {
+    case 'timeout':
+      return { result: outcome.result, reason: 'did not answer in time' };
+    case 'network':
+      return { result: outcome.result, reason: `request failed: ${outcome.result.message}` };
+    case 'response': {
+      const body = outcome.response?.body ?? Buffer.alloc(0);
+      const text = body.subarray(0, ERROR_DATA_LIMIT).toString('utf8');
+      return {
+        result: outcome.result,
+        reason: `answered ${outcome.result.status}${text === '' ? '' : `: ${text}`}`,
+        response: { status: outcome.result.status, body },
+      };
+    }
+  }
+}
+
+/** Knative's broker answers 502 when a subscriber's reply is unusable; so do we, internally. */
+function badReply(reason: string): Failure {
+  return {
+    result: { kind: 'response', status: 502 },
+    reason,
+    response: { status: 502, body: new Uint8Array(0) },
+  };
+}
 
 export class TriggerDispatcher {
   private target: TriggerTarget;
@@ -43,6 +134,7 @@ export class TriggerDispatcher {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly abort = new AbortController();
   private stopped = false;
+  readonly counters: TriggerCounters = { delivered: 0, retried: 0, deadLettered: 0, kept: 0 };
 
   constructor(
     target: TriggerTarget,
@@ -58,25 +150,41 @@ export class TriggerDispatcher {
   }
 
   async start(): Promise<void> {
+    await this.join();
+  }
+
+  private async join(): Promise<void> {
     const t = this.target;
-    this.handle = await this.options.eventLog.subscribe(
+    const handle = await this.options.eventLog.subscribe(
       {
         id: t.uid,
         broker: { namespace: t.namespace, name: t.broker },
         start: { from: 'latest' },
         maxInFlight: this.options.maxInFlight,
         filter: t.filter,
+        ordered: t.delivery.ordered,
       },
       (message) => this.track(this.deliver(message)),
     );
-    if (this.stopped) await this.handle.close();
+    this.handle = handle;
+    if (this.stopped) await handle.close();
   }
 
-  /** Applies a changed trigger in place: filter, subscriber and delivery take effect for the next event. */
-  update(target: TriggerTarget): void {
-    const filterChanged = target.filter !== this.target.filter;
+  /**
+   * Applies a changed trigger in place: filter, subscriber and delivery take effect for the next
+   * event; a change of ordering joins the subscription again with the new mode.
+   */
+  async update(target: TriggerTarget): Promise<void> {
+    const previous = this.target;
     this.target = target;
-    if (filterChanged) this.handle?.setFilter(target.filter);
+    if (target.delivery.ordered !== previous.delivery.ordered) {
+      const old = this.handle;
+      this.handle = undefined;
+      await old?.close();
+      await this.join();
+      return;
+    }
+    if (target.filter !== previous.filter) this.handle?.setFilter(target.filter);
   }
 
   /**
@@ -107,33 +215,9 @@ export class TriggerDispatcher {
   private async deliver(message: LogMessage): Promise<void> {
     const target = this.target;
     try {
-      const encoded =
-        target.delivery.format === 'json'
-          ? encodeStructured(message.event)
-          : encodeBinary(message.event);
-      const headers = { ...encoded.headers, prefer: 'reply', 'kn-namespace': target.namespace };
-      const outcome = await send(target.subscriber, headers, encoded.body, {
-        timeoutMs: target.delivery.timeoutMs,
-        maxBodyBytes: this.options.maxResponseBytes,
-        signal: this.abort.signal,
-      });
-      if (this.abort.signal.aborted) return; // abandoned at shutdown: left unsettled on purpose
-      const step = nextStep(target.delivery, message.attempt, outcome.result, Date.now());
-      await this.settle(() => {
-        switch (step.action) {
-          case 'done':
-            return message.ack();
-          case 'retry':
-            return message.nak(step.delayMs);
-          case 'dead-letter':
-            return message.deadLetter({
-              reason: describe(outcome),
-              attempts: message.attempt,
-              destination: target.subscriber.href,
-              ...(outcome.response === undefined ? {} : { lastStatus: outcome.response.status }),
-            });
-        }
-      });
+      const phase = readNote(message.note);
+      if (phase !== undefined) await this.toDeadLetterSink(message, target, phase);
+      else await this.toSubscriber(message, target);
     } catch (error) {
       // Settling failed for good (shutdown): the message stays unsettled and is handed over again
       // later; nothing is lost.
@@ -142,6 +226,190 @@ export class TriggerDispatcher {
         position: message.position,
       });
     }
+  }
+
+  private post(url: URL, event: CloudEvent, target: TriggerTarget): Promise<SendOutcome> {
+    const encoded =
+      target.delivery.format === 'json' ? encodeStructured(event) : encodeBinary(event);
+    const headers = { ...encoded.headers, prefer: 'reply', 'kn-namespace': target.namespace };
+    return send(url, headers, encoded.body, {
+      timeoutMs: target.delivery.timeoutMs,
+      maxBodyBytes: this.options.maxResponseBytes,
+      signal: this.abort.signal,
+    });
+  }
+
+  private async toSubscriber(message: LogMessage, target: TriggerTarget): Promise<void> {
+    const outcome = await this.post(target.subscriber, forDelivery(message.event), target);
+    if (this.abort.signal.aborted) return; // abandoned at shutdown: left unsettled on purpose
+    const failure =
+      outcome.result.kind === 'response' &&
+      outcome.result.status >= 200 &&
+      outcome.result.status < 300
+        ? await this.handleReply(message.event, outcome, target)
+        : failureOf(outcome);
+    if (failure === undefined) {
+      await this.settle(() => message.ack());
+      this.counters.delivered++;
+      return;
+    }
+    this.noteError(`subscriber ${target.subscriber.href} ${failure.reason}`);
+    const step = nextStep(target.delivery, message.attempt, failure.result, Date.now());
+    if (step.action === 'retry') {
+      await this.settle(() => message.nak(step.delayMs));
+      this.counters.retried++;
+      return;
+    }
+    if (target.delivery.deadLetterSinkUri === undefined) {
+      await this.keep(
+        message,
+        target,
+        `the subscriber ${failure.reason}; no dead-letter sink`,
+        failure,
+      );
+      return;
+    }
+    const body = failure.response?.body.subarray(0, ERROR_DATA_LIMIT);
+    await this.toDeadLetterSink(message, target, {
+      attempt: 1,
+      ...(failure.response === undefined ? {} : { status: failure.response.status }),
+      ...(body === undefined || body.byteLength === 0
+        ? {}
+        : { body: Buffer.from(body).toString('base64') }),
+    });
+  }
+
+  /**
+   * A 2xx answer: a CloudEvent in its body is a reply, stored into the same broker; undefined when
+   * the delivery succeeded, the failure otherwise (an unusable reply, or one that could not be
+   * stored: the original is then delivered again).
+   */
+  private async handleReply(
+    original: CloudEvent,
+    outcome: SendOutcome,
+    target: TriggerTarget,
+  ): Promise<Failure | undefined> {
+    const response = outcome.response;
+    // 202 means accepted, never a reply (Knative's data-plane contract). An empty body is no reply,
+    // unless it is a binary-mode event without data.
+    if (response === undefined || response.status === 202) return undefined;
+    if (response.body.byteLength === 0 && !looksLikeCloudEvent(response.headers)) return undefined;
+    if (response.truncated) {
+      return badReply(
+        `replied with more than ${this.options.maxResponseBytes} bytes, the event size limit`,
+      );
+    }
+    if (!looksLikeCloudEvent(response.headers)) {
+      return badReply(`answered ${response.status} with a body that is not a CloudEvent`);
+    }
+    let replies: CloudEvent[];
+    try {
+      replies = decodeHttpMessage(response.headers, response.body).events;
+    } catch (error) {
+      return badReply(`replied with an invalid CloudEvent: ${(error as Error).message}`);
+    }
+    const arrival = new Date().toISOString();
+    const stored: CloudEvent[] = [];
+    for (const reply of replies) {
+      const hop = replyTtl(reply, original, this.options.maxTtl);
+      if (!hop.ok) {
+        this.options.onTtlExhausted();
+        this.noteError(`reply to ${String(original.attributes.id)} dropped: ${hop.reason}`);
+        continue;
+      }
+      stored.push(withAttribute(hop.event, BrokerExtensions.arrivalTime, arrival));
+    }
+    if (stored.length === 0) return undefined;
+    try {
+      await this.options.eventLog.append(
+        { namespace: target.namespace, name: target.broker },
+        stored,
+      );
+      return undefined;
+    } catch (error) {
+      return {
+        result: { kind: 'network', message: 'reply not stored' },
+        reason: `replied, but the reply could not be stored: ${(error as Error).message}`,
+      };
+    }
+  }
+
+  private async toDeadLetterSink(
+    message: LogMessage,
+    target: TriggerTarget,
+    phase: DeadLetterPhase,
+  ): Promise<void> {
+    const sink = target.delivery.deadLetterSinkUri;
+    const subscriberFailure = phase.status === undefined ? 'failed' : `answered ${phase.status}`;
+    if (sink === undefined) {
+      // The dead-letter sink was removed from the trigger while this event waited for it.
+      await this.keep(message, target, `the subscriber ${subscriberFailure}; no dead-letter sink`);
+      return;
+    }
+    const failed: FailedAttempt = {
+      destination: target.subscriber.href,
+      ...(phase.status === undefined ? {} : { status: phase.status }),
+      ...(phase.body === undefined ? {} : { body: Buffer.from(phase.body, 'base64') }),
+    };
+    const url = new URL(sink);
+    const outcome = await this.post(
+      url,
+      deadLetterEvent(forDelivery(message.event), failed),
+      target,
+    );
+    if (this.abort.signal.aborted) return;
+    if (
+      outcome.result.kind === 'response' &&
+      outcome.result.status >= 200 &&
+      outcome.result.status < 300
+    ) {
+      await this.settle(() => message.ack());
+      this.counters.deadLettered++;
+      return;
+    }
+    const failure = failureOf(outcome);
+    this.noteError(`dead-letter sink ${url.href} ${failure.reason}`);
+    const step = nextStep(target.delivery, phase.attempt, failure.result, Date.now());
+    if (step.action === 'retry') {
+      await this.settle(() =>
+        message.nak(step.delayMs, writeNote({ ...phase, attempt: phase.attempt + 1 })),
+      );
+      this.counters.retried++;
+      return;
+    }
+    // The last subscriber attempt and the first sink attempt shared one hand-over.
+    await this.keep(
+      message,
+      target,
+      `the subscriber ${subscriberFailure}, and the dead-letter sink ${failure.reason}`,
+      failure,
+      url.href,
+      message.attempt + 1,
+    );
+  }
+
+  /** Every destination failed: the event stays with the trigger as a dead letter. */
+  private async keep(
+    message: LogMessage,
+    target: TriggerTarget,
+    reason: string,
+    failure?: Failure,
+    destination = target.subscriber.href,
+    attempts = message.attempt,
+  ): Promise<void> {
+    await this.settle(() =>
+      message.deadLetter({
+        reason,
+        attempts,
+        destination,
+        ...(failure?.response === undefined ? {} : { lastStatus: failure.response.status }),
+      }),
+    );
+    this.counters.kept++;
+  }
+
+  private noteError(message: string): void {
+    this.counters.lastError = { message, time: new Date().toISOString() };
   }
 
   /**
@@ -162,21 +430,6 @@ export class TriggerDispatcher {
         });
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
-    }
-  }
-}
-
-function describe(outcome: SendOutcome): string {
-  switch (outcome.result.kind) {
-    case 'timeout':
-      return 'the subscriber did not answer in time';
-    case 'network':
-      return `request failed: ${outcome.result.message}`;
-    case 'response': {
-      const body = (outcome.response?.body ?? Buffer.alloc(0))
-        .subarray(0, ERROR_DATA_LIMIT)
-        .toString('utf8');
-      return `the subscriber answered ${outcome.result.status}${body === '' ? '' : `: ${body}`}`;
     }
   }
 }

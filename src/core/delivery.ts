@@ -4,6 +4,7 @@
  */
 import { backoffDelayMs } from './backoff.js';
 import { parseDuration } from './duration.js';
+import { withAttribute, type CloudEvent } from './event.js';
 import {
   DEFAULT_BROKER_DELIVERY,
   type BackoffPolicy,
@@ -21,6 +22,8 @@ export interface ResolvedDelivery {
   readonly retryAfterMaxMs: number | undefined;
   readonly format: DeliveryFormat;
   readonly deadLetterSinkUri: string | undefined;
+  /** One event at a time per `partitionkey` (retries included). */
+  readonly ordered: boolean;
 }
 
 /**
@@ -44,6 +47,7 @@ export function resolveDelivery(
     retryAfterMaxMs: duration(spec.retryAfterMax),
     format: spec.format ?? 'binary',
     deadLetterSinkUri: spec.deadLetterSink?.uri,
+    ordered: spec.ordering === 'ordered',
   };
 }
 
@@ -106,4 +110,36 @@ export function nextStep(
       delayMs = Math.max(delayMs, Math.min(header, delivery.retryAfterMaxMs));
   }
   return { action: 'retry', delayMs };
+}
+
+/** Bytes of a failed response carried in `knativeerrordata` (Knative's limit). */
+export const ERROR_DATA_LIMIT = 1024;
+
+export interface FailedAttempt {
+  /** URL of the destination that failed. */
+  readonly destination: string;
+  /** HTTP status of the last attempt; absent when there was no response. */
+  readonly status?: number;
+  /** Its body, or the start of it. */
+  readonly body?: Uint8Array;
+}
+
+/**
+ * The event a dead-letter sink receives: the original, unchanged, plus `knativeerrordest`,
+ * `knativeerrorcode` (when there was a response) and `knativeerrordata` (base64 of at most 1024
+ * bytes of the response body, when it had one), as Knative's brokers send it.
+ */
+export function deadLetterEvent(event: CloudEvent, failure: FailedAttempt): CloudEvent {
+  let result = withAttribute(event, 'knativeerrordest', failure.destination);
+  if (failure.status !== undefined)
+    result = withAttribute(result, 'knativeerrorcode', failure.status);
+  if (failure.body !== undefined && failure.body.byteLength > 0) {
+    const data = failure.body.subarray(0, ERROR_DATA_LIMIT);
+    result = withAttribute(
+      result,
+      'knativeerrordata',
+      Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64'),
+    );
+  }
+  return result;
 }

@@ -42,6 +42,9 @@ interface JoinOptions {
   readonly filter?: EventFilter;
   /** Ack every message as soon as it arrives. */
   readonly autoAck?: boolean;
+  readonly ordered?: boolean;
+  /** Called with each message after it is collected (to settle it some other way). */
+  readonly onMessage?: (message: LogMessage) => void;
   readonly label?: string;
   /** Also collect the messages here (to wait on several members together). */
   readonly sink?: Collector<LogMessage>;
@@ -105,6 +108,30 @@ function typed(id: string, type: string): CloudEvent {
   return makeEvent(id, { type });
 }
 
+/** An event of partition key `key`, with the id `${key}-${n}`. */
+function keyed(key: string, n: number | string): CloudEvent {
+  return makeEvent(`${key}-${n}`, { partitionkey: key });
+}
+
+function keyOf(message: LogMessage): string {
+  return String(message.event.attributes.partitionkey ?? '');
+}
+
+/** The ids of the messages, dropping each repetition that follows itself (a redelivery). */
+function withoutRepeats(messages: readonly LogMessage[]): string[] {
+  const ids: string[] = [];
+  for (const message of messages) {
+    const id = idOf(message.event);
+    if (ids[ids.length - 1] !== id) ids.push(id);
+  }
+  return ids;
+}
+
+/** Resolves after `hops` turns of the event loop (a settlement that comes a little later). */
+async function later(hops: number): Promise<void> {
+  for (let i = 0; i < hops; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
 export function eventLogConformance(name: string, harness: BackendHarness): void {
   describe(`EventLog conformance: ${name}`, () => {
     const opened: Backend[] = [];
@@ -148,11 +175,13 @@ export function eventLogConformance(name: string, harness: BackendHarness): void
           start: options.start ?? { from: 'earliest' },
           maxInFlight: options.maxInFlight ?? 100,
           ...(options.filter === undefined ? {} : { filter: options.filter }),
+          ...(options.ordered === undefined ? {} : { ordered: options.ordered }),
         },
         (message) => {
           messages.push(message);
           options.sink?.push(message);
           if (options.autoAck) message.ack().catch((error: unknown) => settleErrors.push(error));
+          options.onMessage?.(message);
         },
       );
       const list = handles.get(backend) ?? [];
@@ -949,6 +978,638 @@ export function eventLogConformance(name: string, harness: BackendHarness): void
           expect(allAgain.ids()).toEqual(['marker']);
         },
       );
+    });
+
+    /** Settles in the background; a failure fails the test (afterEach). */
+    function settle(promise: Promise<void>): void {
+      promise.catch((error: unknown) => settleErrors.push(error));
+    }
+
+    /** The first message `accept` takes, once there is one. */
+    async function waitFor(
+      member: TestMember,
+      accept: (message: LogMessage) => boolean,
+      what: string,
+    ): Promise<LogMessage> {
+      await member.messages.until((items) => items.some(accept), what);
+      return member.messages.items.find(accept)!;
+    }
+
+    function attemptOf(id: string, attempt: number): (message: LogMessage) => boolean {
+      return (message) => idOf(message.event) === id && message.attempt === attempt;
+    }
+
+    /** Ids of the messages whose event has partition key `key`, in arrival order. */
+    function idsOfKey(member: TestMember, key: string): string[] {
+      return member.messages.items.filter((m) => keyOf(m) === key).map((m) => idOf(m.event));
+    }
+
+    describe('ordered delivery', () => {
+      it('holds back the later events of a key behind its nak-ed event while other keys flow', async () => {
+        const { backend, log, broker } = await withBroker();
+        const events: CloudEvent[] = [];
+        for (let n = 0; n < 4; n++) events.push(keyed('a', n), keyed('b', n), keyed('c', n));
+        await log.append(broker, events);
+        // b and c are acked as they come; a is settled by the test.
+        const member = await join(backend, {
+          id: uniqueName('s'),
+          broker,
+          ordered: true,
+          maxInFlight: 100,
+          onMessage: (message) => {
+            if (keyOf(message) !== 'a') settle(message.ack());
+          },
+        });
+        await member.messages.until(
+          (items) => items.filter((m) => keyOf(m) !== 'a').length === 8,
+          'every event of b and c',
+        );
+        // a-1 comes before b-1 in the log: it was held back, not late.
+        expect(idsOfKey(member, 'a')).toEqual(['a-0']);
+        expect(idsOfKey(member, 'b')).toEqual(['b-0', 'b-1', 'b-2', 'b-3']);
+        expect(idsOfKey(member, 'c')).toEqual(['c-0', 'c-1', 'c-2', 'c-3']);
+        const first = await waitFor(member, attemptOf('a-0', 1), 'a-0');
+        await first.nak(NAK_DELAY_MS);
+        // While a-0 waits for its retry, b and c still flow.
+        await log.append(broker, [keyed('b', 4), keyed('c', 4)]);
+        await waitFor(member, attemptOf('b-4', 1), 'b-4');
+        await waitFor(member, attemptOf('c-4', 1), 'c-4');
+        const second = await waitFor(member, attemptOf('a-0', 2), 'a-0, attempt 2');
+        expect(idsOfKey(member, 'a')).toEqual(['a-0', 'a-0']);
+        await second.nak(NAK_DELAY_MS);
+        const third = await waitFor(member, attemptOf('a-0', 3), 'a-0, attempt 3');
+        expect(idsOfKey(member, 'a')).toEqual(['a-0', 'a-0', 'a-0']);
+        await third.ack();
+        for (let n = 1; n < 4; n++) {
+          const next = await waitFor(member, attemptOf(`a-${n}`, 1), `a-${n}`);
+          // Nothing of a comes while a-n is out.
+          expect(idsOfKey(member, 'a')).toEqual(
+            ['a-0', 'a-0', 'a-0', 'a-1', 'a-2', 'a-3'].slice(0, n + 3),
+          );
+          await next.ack();
+        }
+        await log.append(broker, [keyed('a', 'marker')]);
+        await waitFor(member, attemptOf('a-marker', 1), 'the marker');
+        expect(idsOfKey(member, 'a')).toEqual([
+          'a-0',
+          'a-0',
+          'a-0',
+          'a-1',
+          'a-2',
+          'a-3',
+          'a-marker',
+        ]);
+        expect(member.messages.items.filter((m) => keyOf(m) === 'a').map((m) => m.attempt)).toEqual(
+          [1, 2, 3, 1, 1, 1, 1],
+        );
+      });
+
+      it('never has two events of one key out at once, with maxInFlight 10, retries included', async () => {
+        const { backend, log, broker } = await withBroker();
+        const keys = ['k0', 'k1', 'k2', 'k3', 'k4'];
+        const events = Array.from({ length: 80 }, (_, i) =>
+          keyed(keys[(i * 3 + Math.floor(i / 7)) % keys.length]!, i),
+        );
+        const out = new Set<string>();
+        const overlaps: string[] = [];
+        let mostOut = 0;
+        const acked = new Collector<string>('acked events');
+        const member = await join(backend, {
+          id: uniqueName('s'),
+          broker,
+          ordered: true,
+          maxInFlight: 10,
+          onMessage: (message) => {
+            const key = keyOf(message);
+            const id = idOf(message.event);
+            if (out.has(key)) overlaps.push(`${id} while ${key} was out`);
+            out.add(key);
+            mostOut = Math.max(mostOut, out.size);
+            const n = Number(id.split('-')[1]);
+            // Settled a few turns later; every ninth event fails its first attempt.
+            void later((n % 4) + message.attempt).then(() => {
+              out.delete(key);
+              if (n % 9 === 0 && message.attempt === 1) {
+                settle(message.nak(0));
+              } else {
+                acked.push(id);
+                settle(message.ack());
+              }
+            });
+          },
+        });
+        await log.append(broker, events.slice(0, 30));
+        await log.append(broker, events.slice(30));
+        await acked.count(events.length);
+        expect(overlaps).toEqual([]);
+        // Different keys were out together.
+        expect(mostOut).toBeGreaterThan(1);
+        for (const key of keys) {
+          const expected = events.filter((e) => e.attributes.partitionkey === key).map(idOf);
+          const received = withoutRepeats(member.messages.items.filter((m) => keyOf(m) === key));
+          expect(received, `order of ${key}`).toEqual(expected);
+        }
+      });
+
+      it('delivers the events without a partitionkey one at a time, in order', async () => {
+        const { backend, log, broker } = await withBroker();
+        const events = makeEvents('plain', 20);
+        let out = 0;
+        let overlaps = 0;
+        const acked = new Collector<string>('acked events');
+        const member = await join(backend, {
+          id: uniqueName('s'),
+          broker,
+          ordered: true,
+          maxInFlight: 10,
+          onMessage: (message) => {
+            if (out > 0) overlaps++;
+            out++;
+            const id = idOf(message.event);
+            void later(2).then(() => {
+              out--;
+              if (id === 'plain-5' && message.attempt === 1) {
+                settle(message.nak(0));
+              } else {
+                acked.push(id);
+                settle(message.ack());
+              }
+            });
+          },
+        });
+        await log.append(broker, events);
+        await acked.count(events.length);
+        expect(overlaps).toBe(0);
+        expect(withoutRepeats(member.messages.items)).toEqual(events.map(idOf));
+        expect(member.messages.length).toBe(events.length + 1);
+      });
+
+      it.skipIf(!durable)(
+        'after a restart, a pending retry still holds back the later events of its key',
+        async () => {
+          const { backend, log, broker } = await withBroker();
+          const id = uniqueName('s');
+          await log.append(broker, [
+            keyed('a', 0),
+            keyed('b', 0),
+            keyed('a', 1),
+            keyed('b', 1),
+            keyed('a', 2),
+          ]);
+          const before = await join(backend, {
+            id,
+            broker,
+            ordered: true,
+            onMessage: (message) => {
+              if (keyOf(message) === 'b') settle(message.ack());
+            },
+          });
+          await waitFor(before, attemptOf('b-1', 1), 'b-1');
+          expect(idsOfKey(before, 'a')).toEqual(['a-0']);
+          await (await waitFor(before, attemptOf('a-0', 1), 'a-0')).nak(NAK_DELAY_MS, 'retry me');
+          await shutdown(backend);
+
+          const reopened = await reopen();
+          const after = await join(reopened, {
+            id,
+            broker,
+            ordered: true,
+            onMessage: (message) => {
+              if (keyOf(message) === 'b') settle(message.ack());
+            },
+          });
+          await reopened.eventLog.append(broker, [keyed('b', 'marker')]);
+          await waitFor(after, attemptOf('b-marker', 1), 'the marker');
+          // a-1 and a-2 were read again after the restart, and stayed behind a-0.
+          expect(idsOfKey(after, 'a').filter((x) => x !== 'a-0')).toEqual([]);
+          const retried = await waitFor(after, attemptOf('a-0', 2), 'a-0, attempt 2');
+          expect(retried.note).toBe('retry me');
+          expect(idsOfKey(after, 'a')).toEqual(['a-0']);
+          await retried.ack();
+          await (await waitFor(after, attemptOf('a-1', 1), 'a-1')).ack();
+          await (await waitFor(after, attemptOf('a-2', 1), 'a-2')).ack();
+          await reopened.eventLog.append(broker, [keyed('a', 'marker')]);
+          await (await waitFor(after, attemptOf('a-marker', 1), 'the marker of a')).ack();
+          expect(idsOfKey(after, 'a')).toEqual(['a-0', 'a-1', 'a-2', 'a-marker']);
+        },
+      );
+    });
+
+    describe('notes', () => {
+      it('hands the note of the last nak to the next attempt, and none on a first hand-over', async () => {
+        const { backend, log, broker } = await withBroker();
+        await log.append(broker, [makeEvent('noted')]);
+        const member = await join(backend, { id: uniqueName('s'), broker });
+        const first = await member.messages.next();
+        expect(first.note).toBeUndefined();
+        await first.nak(NAK_DELAY_MS, 'one');
+        const second = await member.messages.next();
+        expect([second.attempt, second.note]).toEqual([2, 'one']);
+        const structured = JSON.stringify({ phase: 'dead-letter sink', tries: 2, text: 'é 🚀' });
+        await second.nak(NAK_DELAY_MS, structured);
+        const third = await member.messages.next();
+        expect([third.attempt, third.note]).toEqual([3, structured]);
+        // A nak without a note leaves none.
+        await third.nak(NAK_DELAY_MS);
+        const fourth = await member.messages.next();
+        expect([fourth.attempt, fourth.note]).toEqual([4, undefined]);
+        await fourth.ack();
+        await log.append(broker, [makeEvent('marker')]);
+        const marker = await member.messages.next();
+        expect([idOf(marker.event), marker.attempt, marker.note]).toEqual(['marker', 1, undefined]);
+        await marker.ack();
+      });
+
+      it.skipIf(!durable)('keeps a note across a restart, and its removal', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        await log.append(broker, [makeEvent('noted'), makeEvent('cleared')]);
+        const before = await join(backend, { id, broker });
+        const [noted, cleared] = await before.messages.count(2);
+        await noted!.nak(NAK_DELAY_MS, 'resume here');
+        await cleared!.nak(NAK_DELAY_MS, 'stale');
+        const clearedAgain = await waitFor(before, attemptOf('cleared', 2), 'cleared, attempt 2');
+        expect(clearedAgain.note).toBe('stale');
+        await clearedAgain.nak(NAK_DELAY_MS);
+        await shutdown(backend);
+        const reopened = await reopen();
+        const after = await join(reopened, { id, broker, autoAck: true });
+        const received = await after.messages.count(2);
+        const byId = new Map(received.map((message) => [idOf(message.event), message]));
+        expect([byId.get('noted')?.attempt, byId.get('noted')?.note]).toEqual([2, 'resume here']);
+        expect([byId.get('cleared')?.attempt, byId.get('cleared')?.note]).toEqual([3, undefined]);
+      });
+    });
+
+    describe('seek', () => {
+      it.each([
+        ['an indexed filter', indexedType('want')],
+        ['a filter without an index key', plainType('want')],
+      ])('to earliest hands over again the acked events that pass %s', async (_, filter) => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        const member = await join(backend, { id, broker, filter, autoAck: true });
+        await log.append(broker, [
+          typed('o-0', 'other'),
+          typed('w-0', 'want'),
+          typed('o-1', 'other'),
+        ]);
+        await log.append(broker, [typed('w-1', 'want'), typed('o-2', 'other')]);
+        await member.messages.count(2);
+        // Everything is acked: the subscription has nothing left to do.
+        await log.append(broker, [typed('o-3', 'other'), typed('w-2', 'want')]);
+        await member.messages.count(3);
+        await log.seek(id, broker, { from: 'earliest' });
+        await member.messages.count(6);
+        await log.append(broker, [typed('o-4', 'other'), typed('w-3', 'want')]);
+        await member.messages.count(7);
+        expect(member.ids()).toEqual(['w-0', 'w-1', 'w-2', 'w-0', 'w-1', 'w-2', 'w-3']);
+        expect(member.messages.items.map((message) => message.attempt)).toEqual([
+          1, 1, 1, 1, 1, 1, 1,
+        ]);
+      });
+
+      it('to a time hands over again the events appended from then on', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        const member = await join(backend, { id, broker, autoAck: true });
+        await log.append(broker, [makeEvent('before-1'), makeEvent('before-2')]);
+        await clockPast(Date.now());
+        const time = new Date();
+        await clockPast(time.getTime());
+        await log.append(broker, [makeEvent('after-1')]);
+        await log.append(broker, [makeEvent('after-2')]);
+        await member.messages.count(4);
+        await log.seek(id, broker, { from: 'time', time });
+        await member.messages.count(6);
+        await log.append(broker, [makeEvent('marker')]);
+        await member.messages.count(7);
+        expect(member.ids()).toEqual([
+          'before-1',
+          'before-2',
+          'after-1',
+          'after-2',
+          'after-1',
+          'after-2',
+          'marker',
+        ]);
+      });
+
+      it('to latest skips a backlog, for a member that is there and for one that comes later', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        const waiting = uniqueName('s');
+        await log.ensureSubscription({ id: waiting, broker, start: { from: 'earliest' } });
+        const member = await join(backend, { id, broker, maxInFlight: 1 });
+        await log.append(broker, makeEvents('backlog', 5));
+        const held = await member.messages.next();
+        expect(idOf(held.event)).toBe('backlog-0');
+        await log.seek(id, broker, { from: 'latest' });
+        await log.seek(waiting, broker, { from: 'latest' });
+        await held.ack();
+        await log.append(broker, [makeEvent('marker')]);
+        const marker = await member.messages.next();
+        expect(idOf(marker.event)).toBe('marker');
+        await marker.ack();
+        expect(member.ids()).toEqual(['backlog-0', 'marker']);
+        const later = await join(backend, { id: waiting, broker, autoAck: true });
+        await log.append(broker, [makeEvent('marker-2')]);
+        await later.messages.count(2);
+        expect(later.ids()).toEqual(['marker', 'marker-2']);
+      });
+
+      it('keeps the retry of an event waiting for one', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        await log.append(broker, [makeEvent('retried'), makeEvent('acked')]);
+        const member = await join(backend, { id, broker });
+        const [retried, acked] = await member.messages.count(2);
+        await acked!.ack();
+        await retried!.nak(NAK_DELAY_MS, 'still due');
+        await log.seek(id, broker, { from: 'latest' });
+        const again = await member.messages.next();
+        expect([idOf(again.event), again.attempt, again.note]).toEqual(['retried', 2, 'still due']);
+        await again.ack();
+        await log.append(broker, [makeEvent('marker')]);
+        expect(await member.nextId()).toBe('marker');
+        expect(member.ids()).toEqual(['retried', 'acked', 'retried', 'marker']);
+      });
+
+      it('keeps an ordered subscription in order, back and forth', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        await log.append(broker, [keyed('a', 0), keyed('a', 1), keyed('a', 2)]);
+        const member = await join(backend, {
+          id,
+          broker,
+          ordered: true,
+          onMessage: (message) => {
+            if (keyOf(message) === 'b') settle(message.ack());
+          },
+        });
+        let seenOfA = 0;
+        const nextOfA = async (): Promise<LogMessage> => {
+          const index = seenOfA++;
+          await member.messages.until(
+            () => idsOfKey(member, 'a').length > index,
+            `event #${index + 1} of a`,
+          );
+          return member.messages.items.filter((message) => keyOf(message) === 'a')[index]!;
+        };
+        await (await nextOfA()).ack();
+        const out = await nextOfA();
+        expect(idOf(out.event)).toBe('a-1');
+        await log.seek(id, broker, { from: 'earliest' });
+        await log.append(broker, [keyed('b', 'marker')]);
+        await waitFor(member, attemptOf('b-marker', 1), 'the marker');
+        // a-0 is handed over again only once a-1, out when the seek came, is settled.
+        expect(idsOfKey(member, 'a')).toEqual(['a-0', 'a-1']);
+        await out.ack();
+        const replayed: string[] = [];
+        for (;;) {
+          const message = await nextOfA();
+          replayed.push(idOf(message.event));
+          await message.ack();
+          if (idOf(message.event) === 'a-2') break;
+        }
+        // a-1 may come again or not (its delivery was out when the seek came): in order either way.
+        expect(replayed.filter((x) => x !== 'a-1')).toEqual(['a-0', 'a-2']);
+        expect(replayed).toEqual([...replayed].sort());
+        // Moved forward past what waits behind an event that is out: it is skipped.
+        await log.append(broker, [keyed('a', 3), keyed('a', 4)]);
+        const held = await nextOfA();
+        expect(idOf(held.event)).toBe('a-3');
+        await log.seek(id, broker, { from: 'latest' });
+        await held.ack();
+        await log.append(broker, [keyed('a', 'marker')]);
+        const marker = await nextOfA();
+        expect(idOf(marker.event)).toBe('a-marker');
+        await marker.ack();
+      });
+
+      it('rejects an unknown broker or subscription with NOT_FOUND', async () => {
+        const { backend, log, broker } = await withBroker();
+        await expectCode(
+          log.seek(uniqueName('s'), uniqueBroker(), { from: 'earliest' }),
+          'NOT_FOUND',
+        );
+        await expectCode(log.seek(uniqueName('s'), broker, { from: 'latest' }), 'NOT_FOUND');
+        const id = uniqueName('s');
+        await join(backend, { id, broker, autoAck: true });
+        await log.deleteSubscription(id, broker);
+        await expectCode(log.seek(id, broker, { from: 'earliest' }), 'NOT_FOUND');
+      });
+
+      it.skipIf(!durable)('survives a restart, back and forth', async () => {
+        const { backend, log, broker } = await withBroker();
+        const back = uniqueName('s');
+        const forth = uniqueName('s');
+        await log.ensureSubscription({ id: forth, broker, start: { from: 'earliest' } });
+        await log.append(broker, makeEvents('e', 3));
+        const member = await join(backend, { id: back, broker, autoAck: true });
+        await member.messages.count(3);
+        await log.seek(back, broker, { from: 'earliest' });
+        // Nothing hands the events over again before the restart.
+        await member.handle.close();
+        await log.seek(forth, broker, { from: 'latest' });
+        await shutdown(backend);
+        const reopened = await reopen();
+        const again = await join(reopened, { id: back, broker, autoAck: true });
+        await again.messages.count(3);
+        const skipped = await join(reopened, { id: forth, broker, autoAck: true });
+        await reopened.eventLog.append(broker, [makeEvent('marker')]);
+        await again.messages.count(4);
+        expect(await skipped.nextId()).toBe('marker');
+        expect(again.ids()).toEqual(['e-0', 'e-1', 'e-2', 'marker']);
+        expect(skipped.ids()).toEqual(['marker']);
+      });
+    });
+
+    describe('dead letters', () => {
+      /** Appends the events and dead-letters each of them, in order. */
+      async function deadLettered(
+        backend: Backend,
+        broker: BrokerRef,
+        id: string,
+        events: CloudEvent[],
+      ): Promise<TestMember> {
+        await backend.eventLog.append(broker, events);
+        const member = await join(backend, { id, broker, maxInFlight: 1 });
+        for (let i = 0; i < events.length; i++) {
+          const message = await member.messages.next();
+          expect(idOf(message.event)).toBe(idOf(events[i]!));
+          await message.deadLetter({ reason: `failed ${i}`, attempts: message.attempt });
+        }
+        return member;
+      }
+
+      it('lists dead letters in pages, oldest first, and counts them', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        await deadLettered(backend, broker, id, makeEvents('d', 5));
+        expect(await log.countDeadLetters(id, broker)).toBe(5);
+        const all = await log.listDeadLetters(id, broker);
+        expect(all.map((record) => idOf(record.event))).toEqual([
+          'd-0',
+          'd-1',
+          'd-2',
+          'd-3',
+          'd-4',
+        ]);
+        const first = await log.listDeadLetters(id, broker, { limit: 2 });
+        expect(first.map((record) => record.id)).toEqual(
+          all.slice(0, 2).map((record) => record.id),
+        );
+        const second = await log.listDeadLetters(id, broker, { after: first[1]!.id, limit: 2 });
+        expect(second.map((record) => idOf(record.event))).toEqual(['d-2', 'd-3']);
+        const third = await log.listDeadLetters(id, broker, { after: second[1]!.id, limit: 2 });
+        expect(third.map((record) => idOf(record.event))).toEqual(['d-4']);
+        expect(await log.listDeadLetters(id, broker, { after: third[0]!.id })).toEqual([]);
+        expect(third[0]!.reason).toBe('failed 4');
+        expect(await log.countDeadLetters(uniqueName('s'), broker)).toBe(0);
+      });
+
+      it('redrives every dead letter as a first attempt without a note, and unlists it', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        const events = [
+          makeEvent('r-0', {}, { kind: 'bytes', bytes: Uint8Array.from([0, 1, 2, 255]) }),
+          makeEvent('r-1', { flag: true }, { kind: 'json', text: '{"n": 1.50}' }),
+        ];
+        await log.append(broker, events);
+        const member = await join(backend, { id, broker });
+        for (let i = 0; i < 2; i++) await (await member.messages.next()).nak(NAK_DELAY_MS, 'x');
+        for (let i = 0; i < 2; i++) {
+          const retried = await member.messages.next();
+          await retried.deadLetter({ reason: 'gave up', attempts: retried.attempt });
+        }
+        expect(await log.countDeadLetters(id, broker)).toBe(2);
+        expect(await log.redriveDeadLetters(id, broker)).toBe(2);
+        expect(await log.listDeadLetters(id, broker)).toEqual([]);
+        expect(await log.countDeadLetters(id, broker)).toBe(0);
+        const redriven = await member.messages.count(6);
+        const again = redriven.slice(4).sort((a, b) => idOf(a.event).localeCompare(idOf(b.event)));
+        expect(
+          again.map((message) => [idOf(message.event), message.attempt, message.note]),
+        ).toEqual([
+          ['r-0', 1, undefined],
+          ['r-1', 1, undefined],
+        ]);
+        again.forEach((message, i) => expectSameEvent(message.event, events[i]!));
+        for (const message of again) await message.ack();
+        await log.append(broker, [makeEvent('marker')]);
+        const marker = await member.messages.next();
+        expect(idOf(marker.event)).toBe('marker');
+        await marker.ack();
+        expect(await log.redriveDeadLetters(id, broker)).toBe(0);
+      });
+
+      it('redrives only the given ids, ignores unknown ones, and lists a dead letter again', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        const member = await deadLettered(backend, broker, id, makeEvents('d', 3));
+        const records = await log.listDeadLetters(id, broker);
+        const wanted = records[1]!.id;
+        const unknown = String(Number(records[2]!.id) + 1000);
+        expect(
+          await log.redriveDeadLetters(id, broker, [wanted, unknown, 'not-an-id', wanted]),
+        ).toBe(1);
+        expect(await log.redriveDeadLetters(id, broker, [wanted])).toBe(0);
+        expect(await log.redriveDeadLetters(id, broker, [])).toBe(0);
+        const left = await log.listDeadLetters(id, broker);
+        expect(left.map((record) => idOf(record.event))).toEqual(['d-0', 'd-2']);
+        const redriven = await member.messages.next();
+        expect([idOf(redriven.event), redriven.attempt, redriven.note]).toEqual([
+          'd-1',
+          1,
+          undefined,
+        ]);
+        // It fails again: it is listed again, after the others.
+        await redriven.deadLetter({ reason: 'still failing', attempts: 1 });
+        const relisted = await log.listDeadLetters(id, broker);
+        expect(relisted.map((record) => idOf(record.event))).toEqual(['d-0', 'd-2', 'd-1']);
+        expect(relisted[2]!.reason).toBe('still failing');
+        expect(relisted[2]!.id).not.toBe(wanted);
+        expect(await log.countDeadLetters(id, broker)).toBe(3);
+      });
+
+      it('makes a redriven event wait for its key in an ordered subscription', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        await log.append(broker, [keyed('a', 0), keyed('a', 1), keyed('b', 0)]);
+        // b-0 fails once and is acked when redriven; a is settled by the test.
+        let failedB: Promise<void> | undefined;
+        const member = await join(backend, {
+          id,
+          broker,
+          ordered: true,
+          onMessage: (message) => {
+            if (keyOf(message) !== 'b') return;
+            if (failedB === undefined) failedB = message.deadLetter({ reason: 'no', attempts: 1 });
+            else settle(message.ack());
+          },
+        });
+        const first = await waitFor(member, attemptOf('a-0', 1), 'a-0');
+        await first.deadLetter({ reason: 'poison', attempts: 1 });
+        // a-1 is out: the redriven a-0 waits until it is settled; b-0, redriven with it, does not.
+        const held = await waitFor(member, attemptOf('a-1', 1), 'a-1');
+        await waitFor(member, attemptOf('b-0', 1), 'b-0');
+        await failedB;
+        expect(await log.redriveDeadLetters(id, broker)).toBe(2);
+        await member.messages.until(() => idsOfKey(member, 'b').length === 2, 'the redriven b-0');
+        expect(idsOfKey(member, 'a')).toEqual(['a-0', 'a-1']);
+        await held.ack();
+        await member.messages.until(() => idsOfKey(member, 'a').length === 3, 'the redriven a-0');
+        expect(idsOfKey(member, 'a')).toEqual(['a-0', 'a-1', 'a-0']);
+        const again = member.messages.items.filter((m) => idOf(m.event) === 'a-0')[1]!;
+        expect([again.attempt, again.note]).toEqual([1, undefined]);
+        await again.ack();
+        expect(await log.countDeadLetters(id, broker)).toBe(0);
+      });
+
+      it.skipIf(!durable)('keeps a redrive across a restart', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        const event = makeEvent('kept', {}, { kind: 'bytes', bytes: Uint8Array.from([7, 8, 9]) });
+        const member = await deadLettered(backend, broker, id, [event]);
+        await member.handle.close();
+        expect(await log.redriveDeadLetters(id, broker)).toBe(1);
+        await shutdown(backend);
+        const reopened = await reopen();
+        expect(await reopened.eventLog.listDeadLetters(id, broker)).toEqual([]);
+        const after = await join(reopened, { id, broker, autoAck: true });
+        const redriven = await after.messages.next();
+        expect([idOf(redriven.event), redriven.attempt, redriven.note]).toEqual([
+          'kept',
+          1,
+          undefined,
+        ]);
+        expectSameEvent(redriven.event, event);
+        await reopened.eventLog.append(broker, [makeEvent('marker')]);
+        expect(await after.nextId()).toBe('marker');
+        expect(after.ids()).toEqual(['kept', 'marker']);
+      });
+    });
+
+    describe('broker options', () => {
+      it('accepts a retention for a broker, again and again', async () => {
+        const { backend, log, broker } = await withBroker();
+        await log.ensureBroker(broker, { retentionMs: 60_000 });
+        await log.ensureBroker(broker, { retentionMs: 3_600_000 });
+        await log.ensureBroker(broker, {});
+        const other = uniqueBroker();
+        await log.ensureBroker(other, { retentionMs: 1000 });
+        await log.append(broker, [makeEvent('kept')]);
+        await log.append(other, [makeEvent('other')]);
+        const member = await join(backend, { id: uniqueName('s'), broker, autoAck: true });
+        expect(await member.nextId()).toBe('kept');
+        const otherMember = await join(backend, {
+          id: uniqueName('s'),
+          broker: other,
+          autoAck: true,
+        });
+        expect(await otherMember.nextId()).toBe('other');
+      });
     });
 
     describe.skipIf(!durable)('durability', () => {

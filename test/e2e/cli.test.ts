@@ -116,13 +116,14 @@ describe('tributary CLI', () => {
       expect((await fetch(`${server.url}/default/default`, event)).status).toBe(202);
       await receiver.waitFor(1);
       server.child.kill('SIGTERM');
+      await server.waitForOutput('"shutting down"');
       // While the delivery is held, the server no longer accepts connections or is no longer ready.
       const refused = await fetch(`${server.url}/readyz`).then(
         (r) => r.status,
         () => 'refused',
       );
-      expect(refused === 503 || refused === 'refused').toBe(true);
       gate.open();
+      expect(refused === 503 || refused === 'refused').toBe(true);
       expect(await server.exited).toEqual({ code: 0, signal: null });
       expect(server.output()).toContain('tributary stopped');
 

@@ -40,6 +40,8 @@ describe('dispatcher', () => {
         eventLog: backend.eventLog,
         maxInFlight: 1,
         maxResponseBytes: 1024,
+        maxTtl: 255,
+        onTtlExhausted: () => undefined,
         onError: (_error, context) => errors.push(context),
       },
     );

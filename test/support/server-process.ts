@@ -15,6 +15,8 @@ export interface ServerProcess {
   readonly child: ChildProcess;
   /** Everything the process wrote so far (stdout and stderr). */
   output(): string;
+  /** Resolves once the process has written `text` (stdout or stderr); fails after `timeoutMs`. */
+  waitForOutput(text: string, timeoutMs?: number): Promise<void>;
   /** Resolves with the exit code (or signal) once the process has exited. */
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** SIGTERM, then wait for exit. */
@@ -50,6 +52,15 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
     { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';
+  const outputWaiters = new Set<{ text: string; resolve: () => void }>();
+  const wakeOutputWaiters = (): void => {
+    for (const w of outputWaiters) {
+      if (output.includes(w.text)) {
+        outputWaiters.delete(w);
+        w.resolve();
+      }
+    }
+  };
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
@@ -60,6 +71,7 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
     );
     const onData = (chunk: Buffer): void => {
       output += chunk.toString('utf8');
+      wakeOutputWaiters();
       for (const line of output.split('\n')) {
         if (!line.includes('"tributary ready"')) continue;
         clearTimeout(timer);
@@ -68,7 +80,10 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
       }
     };
     child.stdout.on('data', onData);
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => {
+      output += chunk.toString('utf8');
+      wakeOutputWaiters();
+    });
     void exited.then(({ code, signal }) => {
       clearTimeout(timer);
       reject(
@@ -80,6 +95,25 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
     url,
     child,
     output: () => output,
+    waitForOutput: (text, timeoutMs = 20_000) => {
+      if (output.includes(text)) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          outputWaiters.delete(waiter);
+          reject(
+            new Error(`the server did not write "${text}" in ${timeoutMs} ms; output:\n${output}`),
+          );
+        }, timeoutMs);
+        const waiter = {
+          text,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        };
+        outputWaiters.add(waiter);
+      });
+    },
     exited,
     stop: async () => {
       child.kill('SIGTERM');

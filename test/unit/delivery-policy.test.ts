@@ -24,6 +24,7 @@ function resolved(overrides: Partial<ResolvedDelivery> = {}): ResolvedDelivery {
     retryAfterMaxMs: undefined,
     format: 'binary',
     deadLetterSinkUri: undefined,
+    ordered: false,
     ...overrides,
   };
 }
@@ -54,6 +55,7 @@ describe('resolveDelivery', () => {
       retryAfterMaxMs: undefined,
       format: 'binary',
       deadLetterSinkUri: undefined,
+      ordered: false,
     });
   });
 
@@ -66,6 +68,7 @@ describe('resolveDelivery', () => {
       retryAfterMaxMs: 120_000,
       format: 'json',
       deadLetterSinkUri: 'http://broker-dls.example/',
+      ordered: false,
     });
   });
 
@@ -79,6 +82,7 @@ describe('resolveDelivery', () => {
       retryAfterMaxMs: undefined,
       format: 'binary',
       deadLetterSinkUri: undefined,
+      ordered: false,
     });
   });
 
@@ -101,6 +105,7 @@ describe('resolveDelivery', () => {
       retryAfterMaxMs: undefined,
       format: 'binary',
       deadLetterSinkUri: 'http://dls/',
+      ordered: false,
     });
   });
 
@@ -113,6 +118,7 @@ describe('resolveDelivery', () => {
       retryAfterMax: 'PT0S',
       format: 'json',
       deadLetterSink: { uri: 'http://trigger-dls/' },
+      ordering: 'ordered',
     };
     expect(resolveDelivery(trigger, brokerSpec, DEFAULT_TIMEOUT)).toEqual({
       retry: 1,
@@ -122,6 +128,7 @@ describe('resolveDelivery', () => {
       retryAfterMaxMs: 0,
       format: 'json',
       deadLetterSinkUri: 'http://trigger-dls/',
+      ordered: true,
     });
   });
 

@@ -296,3 +296,40 @@ describe('validateTrigger: every problem at once', () => {
     for (const p of problems) expect(p.message.length).toBeGreaterThan(0);
   });
 });
+
+describe('validateTrigger: ordering', () => {
+  it('accepts delivery.ordering and the Knative annotation, ordered or unordered', () => {
+    expect(validateTrigger(trigger({ delivery: { ordering: 'ordered' } }))).toEqual([]);
+    expect(validateTrigger(trigger({ delivery: { ordering: 'unordered' } }))).toEqual([]);
+    const annotated = trigger(
+      {},
+      {
+        metadata: {
+          name: 'on-push',
+          namespace: 'default',
+          annotations: { 'kafka.eventing.knative.dev/delivery.order': 'ordered' },
+        },
+      },
+    );
+    expect(validateTrigger(annotated)).toEqual([]);
+  });
+
+  it('refuses other values, naming the field', () => {
+    expect(
+      validateTrigger(trigger({ delivery: { ordering: 'fifo' } })).map((p) => p.field),
+    ).toEqual(['spec.delivery.ordering']);
+    const annotated = trigger(
+      {},
+      {
+        metadata: {
+          name: 'on-push',
+          namespace: 'default',
+          annotations: { 'kafka.eventing.knative.dev/delivery.order': 'random' },
+        },
+      },
+    );
+    expect(validateTrigger(annotated).map((p) => p.field)).toEqual([
+      'metadata.annotations[kafka.eventing.knative.dev/delivery.order]',
+    ]);
+  });
+});

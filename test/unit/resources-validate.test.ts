@@ -379,6 +379,7 @@ describe('validateBroker', () => {
         status: { address: { url: 'http://x' }, conditions: [] },
       }),
     ],
+    ['a retention', broker({ spec: { retention: 'P7D' } })],
   ])('accepts %s', (_name, resource) => {
     expect(validateBroker(resource)).toEqual([]);
   });
@@ -394,6 +395,8 @@ describe('validateBroker', () => {
     ['config not an object', broker({ spec: { config: 'cm' } }), ['spec.config']],
     ['bad delivery', broker({ spec: { delivery: { retry: -1 } } }), ['spec.delivery.retry']],
     ['unknown spec field', broker({ spec: { delivry: {} } }), ['spec.delivry']],
+    ['retention not a duration', broker({ spec: { retention: '7 days' } }), ['spec.retention']],
+    ['retention zero', broker({ spec: { retention: 'PT0S' } }), ['spec.retention']],
     ['unknown top-level field', broker({ sepc: {} }), ['sepc']],
     [
       'several problems',

@@ -6,12 +6,19 @@
  * the parked subscriptions that are candidates for it (plus the unindexed ones); after the commit
  * only the active (not parked) subscriptions are pumped. So an append costs O(new events x matching
  * candidates + unindexed subscriptions + busy subscriptions), not O(subscriptions x new events).
+ *
+ * Dead letters hold a copy of their event. Redriving one keeps its row, marked `redriven` (no
+ * longer listed or counted), and adds a retries row with seq = -id (log seqs are positive, so the
+ * two never collide) that delivers that copy: it needs no log row, so retention may have deleted
+ * the event, and it never holds a log row back from retention. The dead-letter row goes when the
+ * redriven delivery is acked, dead-lettered again (a new row) or filtered out.
  */
 import type { Database, Statement } from 'better-sqlite3';
 import type { CloudEvent } from '../../core/event.js';
 import { TributaryError } from '../../core/errors.js';
 import { FilterIndex } from '../../core/filter-index.js';
 import type {
+  BrokerLogOptions,
   BrokerRef,
   DeadLetterInfo,
   DeadLetterRecord,
@@ -23,6 +30,7 @@ import type {
 } from '../contracts.js';
 import { DEFAULT_CACHE_LIMITS, EventCache, type CacheLimits, type LogEntry } from './cache.js';
 import { copyEvent, decodeEvent, encodeEvent, type EncodedEvent } from './event-row.js';
+import { groupKeyOfJson } from './ordering.js';
 import {
   Subscription,
   type BrokerState,
@@ -40,12 +48,30 @@ const CURSOR_FLUSH_MS = 100;
 const PARKED_CURSOR_FLUSH_MS = 1000;
 /** Events one retention step deletes (one transaction each). */
 const SWEEP_CHUNK = 5000;
+/** Dead letters listed per page: by default, and at most. */
+export const DEAD_LETTER_PAGE = 100;
+export const MAX_DEAD_LETTER_PAGE = 1000;
 
 interface EventRow {
   seq: number;
   attrs: string;
   kind: number;
   data: Buffer | null;
+}
+
+interface RetryRow {
+  seq: number;
+  attempt: number;
+  dueAt: number;
+  note: string | null;
+  position: number | null;
+  pkey: string | null;
+}
+
+interface RedrivableRow {
+  id: number;
+  seq: number;
+  pkey: string | null;
 }
 
 interface DeadLetterRow {
@@ -90,6 +116,38 @@ function checkStart(start: StartPosition): void {
   if (!valid) throw new TributaryError('BAD_REQUEST', 'Invalid subscription start position');
 }
 
+function checkId(id: string): void {
+  if (typeof id !== 'string' || id === '') {
+    throw new TributaryError('BAD_REQUEST', 'A subscription needs an id');
+  }
+}
+
+function subscriptionNotFound(id: string, broker: BrokerRef): TributaryError {
+  return new TributaryError(
+    'NOT_FOUND',
+    `Broker ${broker.namespace}/${broker.name} has no subscription ${id}`,
+  );
+}
+
+/** A dead-letter id as the API gives it (a decimal string), or undefined when it cannot be one. */
+function parseDeadLetterId(id: unknown): number | undefined {
+  if (typeof id !== 'string' || !/^[1-9][0-9]{0,15}$/.test(id)) return undefined;
+  const value = Number(id);
+  return Number.isSafeInteger(value) ? value : undefined;
+}
+
+function toStoredRetry(row: RetryRow): StoredRetry {
+  return {
+    seq: row.seq,
+    attempt: row.attempt,
+    dueAt: row.dueAt,
+    note: row.note ?? undefined,
+    // A redriven dead letter whose copy is gone (it cannot be, but): its delivery finds no event.
+    position: row.position ?? Math.abs(row.seq),
+    key: groupKeyOfJson(row.pkey),
+  };
+}
+
 function rejectWith(fn: () => void): Promise<never> | undefined {
   try {
     fn();
@@ -121,6 +179,7 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
   private readonly sql: {
     selectBroker: Statement<[string, string], { id: number }>;
     insertBroker: Statement<[string, string]>;
+    updateRetention: Statement<[number | null, number]>;
     deleteBrokerEvents: Statement<[number]>;
     deleteBrokerRetries: Statement<[number]>;
     deleteBrokerDeadLetters: Statement<[number]>;
@@ -137,9 +196,11 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
     deleteSubscriptionDeadLetters: Statement<[number]>;
     deleteSubscriptionRow: Statement<[number]>;
     updateCursor: Statement<[number, number]>;
-    selectRetries: Statement<[number], StoredRetry>;
-    upsertRetry: Statement<[number, number, number, number, number]>;
+    selectRetries: Statement<[number], RetryRow>;
+    upsertRetry: Statement<[number, number, number, number, string | null, number]>;
     deleteRetry: Statement<[number, number]>;
+    deleteRedrivenCopy: Statement<[number, number]>;
+    readDeadLetterEvent: Statement<[number, number], Omit<EventRow, 'seq'>>;
     insertDeadLetter: Statement<
       [
         number,
@@ -155,7 +216,11 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
         number,
       ]
     >;
-    listDeadLetters: Statement<[string, string, string], DeadLetterRow>;
+    listDeadLetters: Statement<[number, number, number], DeadLetterRow>;
+    countDeadLetters: Statement<[number], { count: number }>;
+    redrivableAll: Statement<[number], RedrivableRow>;
+    redrivableOne: Statement<[number, number], RedrivableRow>;
+    markRedriven: Statement<[number]>;
     minCursor: Statement<[number], { cursor: number | null }>;
     expired: Statement<[number, number, number, number], { seq: number }>;
     deleteEvent: Statement<[number]>;
@@ -172,6 +237,7 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
     this.sql = {
       selectBroker: p('SELECT id FROM brokers WHERE namespace = ? AND name = ?'),
       insertBroker: p('INSERT OR IGNORE INTO brokers (namespace, name) VALUES (?, ?)'),
+      updateRetention: p('UPDATE brokers SET retention_ms = ? WHERE id = ?'),
       deleteBrokerEvents: p('DELETE FROM events WHERE broker_id = ?'),
       deleteBrokerRetries: p(
         'DELETE FROM retries WHERE sid IN (SELECT sid FROM subscriptions WHERE broker_id = ?)',
@@ -204,29 +270,52 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
       deleteSubscriptionDeadLetters: p('DELETE FROM dead_letters WHERE sid = ?'),
       deleteSubscriptionRow: p('DELETE FROM subscriptions WHERE sid = ?'),
       updateCursor: p('UPDATE subscriptions SET cursor = ? WHERE sid = ?'),
+      // The partition key as JSON text (see groupKeyOfJson), from the log or from the dead letter.
       selectRetries: p(
-        'SELECT seq, attempt, due_at AS dueAt FROM retries WHERE sid = ? ORDER BY due_at',
+        `SELECT r.seq, r.attempt, r.due_at AS dueAt, r.note,
+           CASE WHEN r.seq < 0 THEN d.seq ELSE r.seq END AS position,
+           CASE WHEN r.seq < 0 THEN d.attrs -> '$.partitionkey'
+             ELSE e.attrs -> '$.partitionkey' END AS pkey
+         FROM retries r
+         LEFT JOIN events e ON r.seq > 0 AND e.seq = r.seq
+         LEFT JOIN dead_letters d ON r.seq < 0 AND d.id = -r.seq
+         WHERE r.sid = ? ORDER BY r.due_at`,
       ),
       upsertRetry: p(
-        `INSERT INTO retries (sid, seq, attempt, due_at)
-         SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM subscriptions WHERE sid = ?)
-         ON CONFLICT (sid, seq) DO UPDATE SET attempt = excluded.attempt, due_at = excluded.due_at`,
+        `INSERT INTO retries (sid, seq, attempt, due_at, note)
+         SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM subscriptions WHERE sid = ?)
+         ON CONFLICT (sid, seq) DO UPDATE
+           SET attempt = excluded.attempt, due_at = excluded.due_at, note = excluded.note`,
       ),
       deleteRetry: p('DELETE FROM retries WHERE sid = ? AND seq = ?'),
+      deleteRedrivenCopy: p('DELETE FROM dead_letters WHERE id = ? AND sid = ? AND redriven = 1'),
+      readDeadLetterEvent: p(
+        'SELECT attrs, data_kind AS kind, data FROM dead_letters WHERE id = ? AND sid = ?',
+      ),
       insertDeadLetter: p(
         `INSERT INTO dead_letters (sid, seq, attrs, data_kind, data, reason, attempts, destination,
            last_status, dead_lettered_at)
          SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM subscriptions WHERE sid = ?)`,
       ),
       listDeadLetters: p(
-        `SELECT d.id, d.attrs, d.data_kind AS kind, d.data, d.reason, d.attempts, d.destination,
-           d.last_status, d.dead_lettered_at
-         FROM dead_letters d
-         JOIN subscriptions s ON s.sid = d.sid
-         JOIN brokers b ON b.id = s.broker_id
-         WHERE b.namespace = ? AND b.name = ? AND s.name = ?
-         ORDER BY d.id`,
+        `SELECT id, attrs, data_kind AS kind, data, reason, attempts, destination, last_status,
+           dead_lettered_at
+         FROM dead_letters
+         WHERE sid = ? AND redriven = 0 AND id > ?
+         ORDER BY id LIMIT ?`,
       ),
+      countDeadLetters: p(
+        'SELECT COUNT(*) AS count FROM dead_letters WHERE sid = ? AND redriven = 0',
+      ),
+      redrivableAll: p(
+        `SELECT id, seq, attrs -> '$.partitionkey' AS pkey FROM dead_letters
+         WHERE sid = ? AND redriven = 0 ORDER BY id`,
+      ),
+      redrivableOne: p(
+        `SELECT id, seq, attrs -> '$.partitionkey' AS pkey FROM dead_letters
+         WHERE sid = ? AND id = ? AND redriven = 0`,
+      ),
+      markRedriven: p('UPDATE dead_letters SET redriven = 1 WHERE id = ?'),
       minCursor: p('SELECT MIN(cursor) AS cursor FROM subscriptions WHERE broker_id = ?'),
       expired: p(
         `SELECT seq FROM events
@@ -253,13 +342,25 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
       .get();
     const covered = sequence?.seq ?? 0;
     const rows = this.db
-      .prepare<[], { id: number; namespace: string; name: string; lastSeq: number | null }>(
-        `SELECT id, namespace, name, (SELECT MAX(seq) FROM events e WHERE e.broker_id = b.id) AS lastSeq
+      .prepare<
+        [],
+        {
+          id: number;
+          namespace: string;
+          name: string;
+          lastSeq: number | null;
+          retentionMs: number | null;
+        }
+      >(
+        `SELECT id, namespace, name, retention_ms AS retentionMs,
+           (SELECT MAX(seq) FROM events e WHERE e.broker_id = b.id) AS lastSeq
          FROM brokers b`,
       )
       .all();
-    for (const row of rows)
-      this.addBroker(row.id, row.namespace, row.name, row.lastSeq ?? 0, covered);
+    for (const row of rows) {
+      const state = this.addBroker(row.id, row.namespace, row.name, row.lastSeq ?? 0, covered);
+      state.retentionMs = row.retentionMs ?? undefined;
+    }
   }
 
   private addBroker(
@@ -268,7 +369,7 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
     name: string,
     lastSeq: number,
     covered: number,
-  ): void {
+  ): BrokerState {
     const state: BrokerState = {
       id,
       namespace,
@@ -279,9 +380,11 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
       index: new FilterIndex(),
       unindexed: new Set(),
       active: new Set(),
+      retentionMs: undefined,
     };
     this.brokersById.set(id, state);
     this.brokersByKey.set(brokerKey(namespace, name), state);
+    return state;
   }
 
   private dropBroker(id: number): void {
@@ -341,20 +444,33 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
 
   // ---- EventLog ----
 
-  ensureBroker(broker: BrokerRef): Promise<void> {
+  /**
+   * Without `options` the broker keeps the options it has; with them, they replace what it had (a
+   * `retentionMs` left out means the backend's default again).
+   */
+  ensureBroker(broker: BrokerRef, options?: BrokerLogOptions): Promise<void> {
     if (this.closed) return Promise.reject(shuttingDown());
-    const invalid = rejectWith(() => checkBroker(broker));
+    const invalid = rejectWith(() => {
+      checkBroker(broker);
+      const retention = options?.retentionMs;
+      if (retention !== undefined && !(Number.isFinite(retention) && retention >= 0)) {
+        throw new TributaryError('BAD_REQUEST', 'retentionMs must be a number >= 0');
+      }
+    });
     if (invalid) return invalid;
     const { namespace, name } = broker;
+    const retentionMs = options?.retentionMs;
     let id = 0;
     return this.writer.enqueue(
       () => {
         this.sql.insertBroker.run(namespace, name);
         id = this.brokerId(broker);
+        if (options !== undefined) this.sql.updateRetention.run(retentionMs ?? null, id);
       },
       () => {
         // A new broker has no events yet, so its cache holds all of them.
-        if (!this.brokersById.has(id)) this.addBroker(id, namespace, name, 0, 0);
+        const state = this.brokersById.get(id) ?? this.addBroker(id, namespace, name, 0, 0);
+        if (options !== undefined) state.retentionMs = retentionMs;
       },
     );
   }
@@ -430,9 +546,7 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
     const invalid = rejectWith(() => {
       checkBroker(options.broker);
       checkStart(options.start);
-      if (typeof options.id !== 'string' || options.id === '') {
-        throw new TributaryError('BAD_REQUEST', 'A subscription needs an id');
-      }
+      checkId(options.id);
     });
     if (invalid) return invalid;
     const { id, broker, start } = options;
@@ -440,11 +554,7 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
     return this.writer.enqueue(() => {
       const brokerId = this.brokerId(broker);
       if (this.sql.selectSubscription.get(brokerId, id) !== undefined) return;
-      let cursor: number;
-      if (start.from === 'earliest') cursor = 0;
-      else if (start.from === 'latest') cursor = this.sql.lastSeq.get(brokerId)?.seq ?? 0;
-      // Just before the first event appended at or after the time.
-      else cursor = this.lastSeqAppendedBy(brokerId, startTime - 1);
+      const cursor = this.startCursor(brokerId, start.from, startTime);
       this.sql.insertSubscription.run(brokerId, id, cursor, Date.now());
     });
   }
@@ -460,6 +570,9 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
     if (typeof handler !== 'function') {
       throw new TributaryError('BAD_REQUEST', 'subscribe needs a handler');
     }
+    if (options.ordered !== undefined && typeof options.ordered !== 'boolean') {
+      throw new TributaryError('BAD_REQUEST', 'ordered must be a boolean');
+    }
     await this.ensureSubscription(options);
     if (this.closed) throw shuttingDown();
     const broker = this.brokersByKey.get(brokerKey(options.broker.namespace, options.broker.name));
@@ -470,11 +583,11 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
       if (row === undefined) {
         throw new TributaryError('NOT_FOUND', `Subscription ${options.id} was deleted`);
       }
-      const retries = this.sql.selectRetries.all(row.sid);
+      const retries = this.sql.selectRetries.all(row.sid).map(toStoredRetry);
       subscription = new Subscription(this, broker, row.sid, options.id, row.cursor, retries);
       broker.subscriptions.set(options.id, subscription);
     }
-    return subscription.join(handler, maxInFlight, options.filter);
+    return subscription.join(handler, maxInFlight, options.filter, options.ordered === true);
   }
 
   deleteSubscription(id: string, broker: BrokerRef): Promise<void> {
@@ -505,10 +618,84 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
     );
   }
 
-  listDeadLetters(id: string, broker: BrokerRef): Promise<DeadLetterRecord[]> {
+  seek(id: string, broker: BrokerRef, position: StartPosition): Promise<void> {
+    if (this.closed) return Promise.reject(shuttingDown());
+    const invalid = rejectWith(() => {
+      checkBroker(broker);
+      checkId(id);
+      checkStart(position);
+    });
+    if (invalid) return invalid;
+    const time = position.from === 'time' ? position.time.getTime() : 0;
+    let cursor = 0;
+    let moving: Subscription | undefined;
+    return this.writer
+      .enqueue(
+        () => {
+          const brokerId = this.brokerId(broker);
+          const row = this.sql.selectSubscription.get(brokerId, id);
+          if (row === undefined) throw subscriptionNotFound(id, broker);
+          cursor = this.startCursor(brokerId, position.from, time);
+          this.sql.updateCursor.run(cursor, row.sid);
+          const subscription = this.brokersById.get(brokerId)?.subscriptions.get(id);
+          if (subscription?.sid === row.sid && !subscription.isStopped()) {
+            // Its in-memory cursor must not overwrite this one in the same commit (beforeCommit).
+            subscription.seeking = true;
+            moving = subscription;
+          }
+        },
+        () => moving?.seekTo(cursor),
+      )
+      .catch((error: unknown) => {
+        if (moving !== undefined) {
+          moving.seeking = false;
+          this.markDirty(moving);
+        }
+        throw error;
+      });
+  }
+
+  /**
+   * The cursor a start position means: "latest" after the last event, "earliest" before the first,
+   * a time just before the first event appended at or after it.
+   */
+  private startCursor(brokerId: number, from: StartPosition['from'], time: number): number {
+    if (from === 'earliest') return 0;
+    if (from === 'latest') return this.sql.lastSeq.get(brokerId)?.seq ?? 0;
+    return this.lastSeqAppendedBy(brokerId, time - 1);
+  }
+
+  /** The subscription's sid, undefined when it or its broker does not exist. */
+  private findSid(id: string, broker: BrokerRef): number | undefined {
+    const brokerRow = this.sql.selectBroker.get(broker.namespace, broker.name);
+    if (brokerRow === undefined) return undefined;
+    return this.sql.selectSubscription.get(brokerRow.id, id)?.sid;
+  }
+
+  /** An unknown broker or subscription has none. */
+  listDeadLetters(
+    id: string,
+    broker: BrokerRef,
+    page: { readonly after?: string; readonly limit?: number } = {},
+  ): Promise<DeadLetterRecord[]> {
     if (this.closed) return Promise.reject(shuttingDown());
     try {
-      const rows = this.sql.listDeadLetters.all(broker.namespace, broker.name, id);
+      checkBroker(broker);
+      const limit = page.limit ?? DEAD_LETTER_PAGE;
+      if (!Number.isInteger(limit) || limit < 1) {
+        throw new TributaryError('BAD_REQUEST', 'limit must be a positive integer');
+      }
+      let after = 0;
+      if (page.after !== undefined) {
+        const parsed = parseDeadLetterId(page.after);
+        if (parsed === undefined) {
+          throw new TributaryError('BAD_REQUEST', `${String(page.after)} is not a dead-letter id`);
+        }
+        after = parsed;
+      }
+      const sid = this.findSid(id, broker);
+      if (sid === undefined) return Promise.resolve([]);
+      const rows = this.sql.listDeadLetters.all(sid, after, Math.min(limit, MAX_DEAD_LETTER_PAGE));
       return Promise.resolve(
         rows.map((row) => {
           const record: DeadLetterRecord = {
@@ -527,6 +714,77 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
     } catch (error) {
       return rejection(error);
     }
+  }
+
+  /** An unknown broker or subscription has none. */
+  countDeadLetters(id: string, broker: BrokerRef): Promise<number> {
+    if (this.closed) return Promise.reject(shuttingDown());
+    try {
+      checkBroker(broker);
+      const sid = this.findSid(id, broker);
+      if (sid === undefined) return Promise.resolve(0);
+      return Promise.resolve(this.sql.countDeadLetters.get(sid)?.count ?? 0);
+    } catch (error) {
+      return rejection(error);
+    }
+  }
+
+  /**
+   * Rejects NOT_FOUND for an unknown broker or subscription (it is a write, like seek). A redriven
+   * dead letter becomes a retries row due now, attempt 1, without a note, that references the
+   * dead letter's copy of the event (see the top).
+   */
+  redriveDeadLetters(id: string, broker: BrokerRef, ids?: readonly string[]): Promise<number> {
+    if (this.closed) return Promise.reject(shuttingDown());
+    const invalid = rejectWith(() => {
+      checkBroker(broker);
+      checkId(id);
+      if (ids !== undefined && !Array.isArray(ids)) {
+        throw new TributaryError('BAD_REQUEST', 'ids must be a list of dead-letter ids');
+      }
+    });
+    if (invalid) return invalid;
+    let sid = 0;
+    let brokerId = 0;
+    const redriven: StoredRetry[] = [];
+    return this.writer.enqueue(
+      () => {
+        brokerId = this.brokerId(broker);
+        const row = this.sql.selectSubscription.get(brokerId, id);
+        if (row === undefined) throw subscriptionNotFound(id, broker);
+        sid = row.sid;
+        let rows: RedrivableRow[];
+        if (ids === undefined) {
+          rows = this.sql.redrivableAll.all(sid);
+        } else {
+          rows = [];
+          for (const given of new Set(ids)) {
+            const deadLetterId = parseDeadLetterId(given);
+            if (deadLetterId === undefined) continue;
+            const found = this.sql.redrivableOne.get(sid, deadLetterId);
+            if (found !== undefined) rows.push(found);
+          }
+        }
+        const now = Date.now();
+        for (const found of rows) {
+          this.sql.markRedriven.run(found.id);
+          this.sql.upsertRetry.run(sid, -found.id, 1, now, null, sid);
+          redriven.push({
+            seq: -found.id,
+            attempt: 1,
+            dueAt: now,
+            note: undefined,
+            position: found.seq,
+            key: groupKeyOfJson(found.pkey),
+          });
+        }
+        return rows.length;
+      },
+      () => {
+        const subscription = this.brokersById.get(brokerId)?.subscriptions.get(id);
+        if (subscription?.sid === sid) subscription.redrive(redriven);
+      },
+    );
   }
 
   isHealthy(): boolean {
@@ -558,13 +816,15 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
   }
 
   /**
-   * Retention: deletes the events appended at or before `cutoff` (ms since the epoch) that every
-   * subscription of their broker is done with. Resolves with how many were deleted.
+   * Retention: deletes the events that every subscription of their broker is done with and that
+   * were appended at or before `now` minus the broker's retention (`defaultRetentionMs` for a broker
+   * without one). Resolves with how many were deleted.
    */
-  async sweep(cutoff: number): Promise<number> {
+  async sweep(now: number, defaultRetentionMs: number): Promise<number> {
     let total = 0;
     for (const broker of [...this.brokersById.values()]) {
       for (;;) {
+        const cutoff = now - (broker.retentionMs ?? defaultRetentionMs);
         if (this.closed || !this.brokersById.has(broker.id)) break;
         let through = 0;
         const deleted = await this.writer.enqueue(
@@ -630,6 +890,11 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
     return row === undefined ? undefined : decodeEvent(row.attrs, row.kind, row.data);
   }
 
+  readDeadLetterEvent(sid: number, id: number): CloudEvent | undefined {
+    const row = this.sql.readDeadLetterEvent.get(id, sid);
+    return row === undefined ? undefined : decodeEvent(row.attrs, row.kind, row.data);
+  }
+
   markDirty(subscription: Subscription): void {
     if (this.closed || subscription.isStopped()) return;
     this.dirty.add(subscription);
@@ -642,12 +907,19 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
     }
   }
 
-  writeRetry(sid: number, seq: number, attempt: number, dueAt: number): void {
-    this.sql.upsertRetry.run(sid, seq, attempt, dueAt, sid);
+  writeRetry(
+    sid: number,
+    seq: number,
+    attempt: number,
+    dueAt: number,
+    note: string | undefined,
+  ): void {
+    this.sql.upsertRetry.run(sid, seq, attempt, dueAt, note ?? null, sid);
   }
 
   deleteRetry(sid: number, seq: number): void {
     this.sql.deleteRetry.run(sid, seq);
+    if (seq < 0) this.sql.deleteRedrivenCopy.run(-seq, sid);
   }
 
   writeDeadLetter(
@@ -680,7 +952,7 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
 
   beforeCommit(): void {
     for (const subscription of this.dirty) {
-      if (subscription.isStopped()) continue;
+      if (subscription.isStopped() || subscription.seeking) continue;
       const cursor = subscription.cursor();
       if (cursor <= subscription.persistedCursor) continue;
       this.sql.updateCursor.run(cursor, subscription.sid);

@@ -23,7 +23,8 @@ export interface EmbeddedBackendOptions {
   readonly dataDir: string;
   /**
    * An event is deleted once every subscription of its broker is done with it and it is older than
-   * this. Default 24 hours.
+   * this (or than its broker's own retention, `ensureBroker(broker, { retentionMs })`). Default 24
+   * hours.
    */
   readonly retentionMs?: number;
   /** How often retention runs. Default 60 seconds. */
@@ -120,7 +121,7 @@ function open(options: EmbeddedBackendOptions): EmbeddedBackend {
 
   let sweeping: Promise<number> | undefined;
   const sweep = (): Promise<number> => {
-    sweeping ??= eventLog.sweep(Date.now() - retentionMs).finally(() => {
+    sweeping ??= eventLog.sweep(Date.now(), retentionMs).finally(() => {
       sweeping = undefined;
     });
     return sweeping;

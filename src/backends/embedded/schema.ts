@@ -1,7 +1,25 @@
 /** The embedded backend's SQLite schema: one database holds the event logs and the resources. */
 import type { Database } from 'better-sqlite3';
 
-export const SCHEMA_VERSION = 1;
+/**
+ * 1: the first schema. 2: a broker's retention (`brokers.retention_ms`), a nak's note
+ * (`retries.note`), redriven dead letters (`dead_letters.redriven`; their retries row has seq =
+ * -id, see event-log.ts).
+ */
+export const SCHEMA_VERSION = 2;
+
+/**
+ * MIGRATIONS[v] turns a database at version v into one at version v + 1 (the DDL below then adds
+ * what is missing). A new database gets the DDL alone.
+ */
+const MIGRATIONS: Readonly<Record<number, string>> = {
+  1: `
+ALTER TABLE brokers ADD COLUMN retention_ms INTEGER;
+ALTER TABLE retries ADD COLUMN note TEXT;
+ALTER TABLE dead_letters ADD COLUMN redriven INTEGER NOT NULL DEFAULT 0;
+DROP INDEX IF EXISTS dead_letters_by_subscription;
+`,
+};
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS meta (
@@ -13,6 +31,7 @@ CREATE TABLE IF NOT EXISTS brokers (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   namespace TEXT NOT NULL,
   name TEXT NOT NULL,
+  retention_ms INTEGER, -- NULL: the backend's default
   UNIQUE (namespace, name)
 );
 
@@ -37,11 +56,13 @@ CREATE TABLE IF NOT EXISTS subscriptions (
   UNIQUE (broker_id, name)
 );
 
+-- seq: the event's seq, or minus the id of a redriven dead letter (its copy of the event).
 CREATE TABLE IF NOT EXISTS retries (
   sid INTEGER NOT NULL,
   seq INTEGER NOT NULL,
   attempt INTEGER NOT NULL,
   due_at INTEGER NOT NULL,
+  note TEXT,
   PRIMARY KEY (sid, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS retries_by_seq ON retries (seq);
@@ -57,9 +78,12 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   attempts INTEGER NOT NULL,
   destination TEXT,
   last_status INTEGER,
-  dead_lettered_at INTEGER NOT NULL
+  dead_lettered_at INTEGER NOT NULL,
+  -- 1: redriven, no longer listed; kept as the copy its retries row delivers until that is done.
+  redriven INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS dead_letters_by_subscription ON dead_letters (sid, id);
+-- Listing and counting a subscription's dead letters read only this index.
+CREATE INDEX IF NOT EXISTS dead_letters_listed ON dead_letters (sid, redriven, id);
 
 CREATE TABLE IF NOT EXISTS resources (
   collection TEXT NOT NULL,
@@ -87,6 +111,14 @@ export function prepareDatabase(db: Database): void {
     );
   }
   db.transaction(() => {
+    // Version 0 is a new database: the DDL creates everything.
+    if (version > 0) {
+      for (let from = version; from < SCHEMA_VERSION; from++) {
+        const migration = MIGRATIONS[from];
+        if (migration === undefined) throw new Error(`no migration from schema ${from}`);
+        db.exec(migration);
+      }
+    }
     db.exec(DDL);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   })();

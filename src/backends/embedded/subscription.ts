@@ -4,10 +4,11 @@
  * Positions: `readPos` is the highest seq of the broker read from the log (into `buffer`, or
  * already past it). The durable cursor means "every event of the broker with seq <= cursor is done,
  * except those with a retries row"; the in-memory cursor is just below the lowest seq that is read
- * but not done: the next one in `buffer`, or the lowest first-attempt seq handed out and not
- * settled (`unsettled`, kept in seq order). Redeliveries (retries) never hold the cursor back: their
- * retries row is durable before the seq counts as done. The cursor is persisted lazily through the
- * group commit (a lost cursor update only causes a redelivery, which at-least-once allows).
+ * but not done: the next one in `buffer`, or the lowest first-attempt seq taken from it and not
+ * settled (`unsettled`, kept in seq order; `detached` after a seek). Redeliveries (retries) never
+ * hold the cursor back: their retries row is durable before the seq counts as done. The cursor is
+ * persisted lazily through the group commit (a lost cursor update only causes a redelivery, which
+ * at-least-once allows).
  *
  * Routing and parking: a subscription whose members' filters all carry the same `indexKey` is kept
  * in its broker's FilterIndex under that key; one without such a key is "unindexed". A subscription
@@ -18,7 +19,29 @@
  * candidate is woken with its read position just before the first new event it is a candidate for
  * (the events before it were not candidates, so no member's filter can pass them) and pumped. The
  * other events are skipped without any work for it. Whatever else gives a parked subscription work
- * (a due retry, orphans of a closed member) pumps it, which unparks it at the broker's last seq.
+ * (a due retry, orphans of a closed member, a key set free) pumps it, which unparks it at the
+ * broker's last seq.
+ *
+ * Units: everything the subscription still has to deliver is named by a seq. A first attempt and a
+ * retry use the event's log seq; a redriven dead letter uses minus its dead-letter id (its retries
+ * row references the dead letter's copy of the event, see event-log.ts), so it never collides with
+ * the log, and its `position` is the log seq it was dead-lettered from. At any time a seq is at most
+ * one of: a first attempt (`unsettled` or `detached`), a scheduled retry, a due retry (`retrying`).
+ *
+ * Ordered mode (a member asked for `ordered`): see ordering.ts for the rule. A unit that may not go
+ * out yet is *blocked* (kept in `blocked`, and its key's next unit is looked up again whenever a
+ * unit of that key is settled or comes back from a closed member). Blocked first attempts stay in
+ * `unsettled`, so they hold the cursor back and are read again after a restart. Only what passes
+ * the filter is ordered: a filtered-out event (or one the index skipped while parked, which the
+ * filter would reject) never holds a key. At most MAX_HELD first attempts are blocked: beyond that
+ * the subscription stops reading the log until a key is set free, so a key that is stuck (its
+ * subscriber keeps failing) and has many events in the read-ahead also stalls the other keys, but
+ * memory stays bounded and nothing goes out of order.
+ *
+ * Seek: the cursor is moved in the same transaction that stores it (event-log.ts); in memory the
+ * read-ahead, the blocked first attempts and the orphans are dropped (they are read again, or
+ * skipped), the first attempts a member still holds are `detached` (their settlement still counts;
+ * a replay skips their seq while they are out) and retries keep their retry.
  */
 import type { CloudEvent } from '../../core/event.js';
 import { TributaryError } from '../../core/errors.js';
@@ -27,10 +50,16 @@ import type { DeadLetterInfo, EventFilter, LogMessage, SubscriptionHandle } from
 import type { EventCache, LogEntry } from './cache.js';
 import { encodeEvent, type EncodedEvent } from './event-row.js';
 import { MinHeap } from './heap.js';
+import { groupKeyOf, KeyOrder, type GroupKey } from './ordering.js';
 import { rejection, shuttingDown, warn, type Writer } from './writer.js';
 
 /** Events read from the log per batch, when members have capacity. */
 export const READ_BATCH = 256;
+/**
+ * Ordered mode: first attempts read and blocked behind their key, at most (plus what is left of
+ * one read batch). Beyond that the subscription stops reading until a key is set free.
+ */
+export const MAX_HELD = 4 * READ_BATCH;
 /** Events one pump examines before it yields the event loop. */
 const PUMP_BUDGET = 1024;
 const MAX_TIMER_DELAY = 2 ** 31 - 1;
@@ -49,6 +78,8 @@ export interface BrokerState {
   readonly unindexed: Set<Subscription>;
   /** Subscriptions with members that are not parked: a commit with new events pumps them. */
   readonly active: Set<Subscription>;
+  /** Retention of this broker (ensureBroker); undefined: the backend's default. */
+  retentionMs: number | undefined;
 }
 
 /** What a subscription needs from the event log that owns it. */
@@ -57,10 +88,19 @@ export interface SubscriptionStore {
   isClosed(): boolean;
   readEvents(brokerId: number, after: number, limit: number): LogEntry[];
   readEvent(brokerId: number, seq: number): CloudEvent | undefined;
+  /** The copy of the event a redriven dead letter holds. */
+  readDeadLetterEvent(sid: number, id: number): CloudEvent | undefined;
   /** The subscription's cursor may have moved: persist it with a coming commit. */
   markDirty(subscription: Subscription): void;
   /** The following run inside a transaction. */
-  writeRetry(sid: number, seq: number, attempt: number, dueAt: number): void;
+  writeRetry(
+    sid: number,
+    seq: number,
+    attempt: number,
+    dueAt: number,
+    note: string | undefined,
+  ): void;
+  /** Deletes the retries row (and, for a redriven dead letter, the copy it references). */
   deleteRetry(sid: number, seq: number): void;
   writeDeadLetter(
     sid: number,
@@ -72,16 +112,26 @@ export interface SubscriptionStore {
 }
 
 export interface StoredRetry {
+  /** The log seq, or minus the dead-letter id for a redriven dead letter (see the top). */
   readonly seq: number;
   readonly attempt: number;
   readonly dueAt: number;
+  /** What the nak wrote for this attempt. */
+  readonly note: string | undefined;
+  /** The event's log seq (a redriven dead letter: the one it was dead-lettered from). */
+  readonly position: number;
+  readonly key: GroupKey;
 }
 
-/** A seq of the log that this subscription has to hand over (or has handed over). */
+/** A unit (see the top) that this subscription has to hand over (or has handed over). */
 interface Pending {
   readonly seq: number;
+  readonly position: number;
   readonly attempt: number;
+  readonly note: string | undefined;
   event: CloudEvent | undefined;
+  /** Ordered mode's group; computed from the event when first needed. */
+  key: GroupKey | undefined;
   /** It has a retries row: it does not hold the cursor back. */
   readonly retry: boolean;
   /** The delivery that currently owns it; undefined while it waits for a member. */
@@ -105,6 +155,7 @@ class Member {
     readonly handler: (message: LogMessage) => void,
     readonly maxInFlight: number,
     public filter: EventFilter | undefined,
+    readonly ordered: boolean,
   ) {}
 }
 
@@ -146,19 +197,36 @@ function matches(filter: EventFilter | undefined, event: CloudEvent): boolean {
 export class Subscription {
   /** The cursor as last committed. */
   persistedCursor: number;
+  /** A seek of this subscription is being committed: its cursor is not written meanwhile. */
+  seeking = false;
   private readPos: number;
   private buffer: LogEntry[] = [];
   private bufferIndex = 0;
-  /** First-attempt seqs handed out (or waiting after their member closed), in seq order. */
+  /**
+   * First-attempt seqs read, passed by the filter and not settled (handed out, blocked, or waiting
+   * after their member closed), in seq order.
+   */
   private readonly unsettled = new Map<number, Pending>();
+  /** First attempts a member held when the subscription was sought (see the top). */
+  private readonly detached = new Map<number, Pending>();
+  /** The cursor of the last seek: detached seqs at or below it do not hold the cursor back. */
+  private seekFloor = 0;
   /** Due redeliveries, waiting for a member or handed out. */
   private readonly retrying = new Map<number, Pending>();
   /** Redeliveries not due yet; the heap may hold stale entries, this map is the truth. */
   private readonly scheduled = new Map<number, StoredRetry>();
   private readonly heap = new MinHeap<StoredRetry>((retry) => retry.dueAt);
-  /** Due redeliveries and orphans of closed members: handed over before new events. */
+  /** Due redeliveries, orphans of closed members, units set free: handed over before new events. */
   private ready: Pending[] = [];
   private readyIndex = 0;
+  /** Ordered mode only (see ordering.ts). */
+  private order: KeyOrder | undefined;
+  /** Ordered mode: units that wait until their key lets them go. */
+  private readonly blocked = new Map<number, Pending>();
+  /** How many of `blocked` are first attempts (bounded by MAX_HELD). */
+  private held = 0;
+  /** Ordered mode: due retries that wait until the log is read up to their position. */
+  private awaiting: Pending[] = [];
   private members: Member[] = [];
   private nextMember = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -192,6 +260,9 @@ export class Subscription {
     for (const seq of this.unsettled.keys()) {
       cursor = Math.min(cursor, seq - 1);
       break;
+    }
+    for (const seq of this.detached.keys()) {
+      if (seq > this.seekFloor) cursor = Math.min(cursor, seq - 1);
     }
     return cursor;
   }
@@ -227,6 +298,7 @@ export class Subscription {
       this.members.length > 0 &&
       this.bufferIndex >= this.buffer.length &&
       this.readPos >= this.broker.lastSeq &&
+      this.awaiting.length === 0 &&
       !this.hasReady()
     );
   }
@@ -284,9 +356,11 @@ export class Subscription {
     handler: (message: LogMessage) => void,
     maxInFlight: number,
     filter: EventFilter | undefined,
+    ordered: boolean,
   ): SubscriptionHandle {
-    const member = new Member(handler, maxInFlight, filter);
+    const member = new Member(handler, maxInFlight, filter, ordered);
     this.members.push(member);
+    this.updateMode();
     this.armTimer();
     this.reroute();
     return {
@@ -312,11 +386,12 @@ export class Subscription {
     for (const delivery of member.deliveries) {
       const pending = delivery.pending;
       if (delivery.status === 'open' && pending.state === 'open' && pending.holder === delivery) {
-        pending.holder = undefined;
         this.ready.push(pending);
+        this.setHolder(pending, undefined);
       }
     }
     if (this.members.length === 0) this.clearTimer();
+    this.updateMode();
     this.reroute();
   }
 
@@ -337,6 +412,188 @@ export class Subscription {
     this.readyIndex = 0;
     this.heap.clear();
     this.scheduled.clear();
+    this.order = undefined;
+    this.blocked.clear();
+    this.held = 0;
+    this.awaiting = [];
+  }
+
+  // ---- ordered mode ----
+
+  /**
+   * Ordered while a member asks for it (the stronger promise wins when members differ). Switching
+   * on rebuilds the bookkeeping from the units there are; switching off lets every blocked unit go.
+   * Without members the mode stays as it was: nothing is handed over anyway.
+   */
+  private updateMode(): void {
+    if (this.members.length === 0 || this.stopped) return;
+    const ordered = this.members.some((member) => member.ordered);
+    if (ordered === (this.order !== undefined)) return;
+    if (ordered) {
+      this.rebuildOrder();
+      return;
+    }
+    this.order = undefined;
+    this.releaseBlocked();
+  }
+
+  /** Tracks every unit there is, counting those a member holds (after a mode switch or a seek). */
+  private rebuildOrder(): void {
+    const order = new KeyOrder();
+    this.order = order;
+    for (const units of [this.unsettled, this.detached, this.retrying]) {
+      for (const pending of units.values()) {
+        if (pending.state === 'done') continue;
+        const key = this.keyOf(pending);
+        order.track(pending.seq, pending.position, key);
+        if (pending.holder !== undefined) order.out(key);
+      }
+    }
+    for (const retry of this.scheduled.values()) order.track(retry.seq, retry.position, retry.key);
+    // Whatever waited is judged again when it is next taken.
+    this.releaseBlocked();
+  }
+
+  private releaseBlocked(): void {
+    for (const pending of this.blocked.values()) this.ready.push(pending);
+    this.blocked.clear();
+    this.held = 0;
+    for (const pending of this.awaiting) this.ready.push(pending);
+    this.awaiting = [];
+  }
+
+  private keyOf(pending: Pending): GroupKey {
+    // A first attempt always has its event; a retry got its key from its StoredRetry.
+    pending.key ??= groupKeyOf(pending.event!);
+    return pending.key;
+  }
+
+  /** Where reading stands: every event of the log up to here was taken from the read-ahead. */
+  private frontier(): number {
+    if (this.parked) return this.broker.lastSeq;
+    const next = this.buffer[this.bufferIndex];
+    return next === undefined ? this.readPos : next.seq - 1;
+  }
+
+  /**
+   * Ordered mode: whether the unit may go out now; if not, it waits (in `blocked`, or in
+   * `awaiting` for a retry whose position is not read yet: an event of its key read again below
+   * it, after a seek or a crash, goes first).
+   */
+  private mayGo(pending: Pending): boolean {
+    const order = this.order!;
+    order.track(pending.seq, pending.position, this.keyOf(pending));
+    if (
+      pending.retry &&
+      pending.seq > 0 &&
+      pending.position > this.frontier() &&
+      pending.position <= this.broker.lastSeq &&
+      this.held < MAX_HELD
+    ) {
+      this.awaiting.push(pending);
+      return false;
+    }
+    if (order.mayGo(pending.seq)) return true;
+    this.blocked.set(pending.seq, pending);
+    if (!pending.retry) this.held++;
+    return false;
+  }
+
+  /** Moves the awaiting retries whose position is read (all of them when reading is stalled). */
+  private releaseAwaiting(): void {
+    const all = this.held >= MAX_HELD;
+    const frontier = this.frontier();
+    const waiting: Pending[] = [];
+    for (const pending of this.awaiting) {
+      if (pending.state !== 'open' || pending.holder !== undefined) continue;
+      if (all || pending.position <= frontier) this.ready.push(pending);
+      else waiting.push(pending);
+    }
+    this.awaiting = waiting;
+  }
+
+  /** A unit of `key` settled or came back: its key's next unit, if blocked, may go now. */
+  private kick(key: GroupKey | undefined): void {
+    if (this.order === undefined || key === undefined) return;
+    const seq = this.order.next(key);
+    if (seq === undefined) return;
+    const pending = this.blocked.get(seq);
+    if (pending === undefined) return;
+    this.blocked.delete(seq);
+    if (!pending.retry) this.held--;
+    this.ready.push(pending);
+    this.schedulePump();
+  }
+
+  /** Who holds the unit; keeps ordered mode's count of units out with members. */
+  private setHolder(pending: Pending, holder: Delivery | undefined): void {
+    const wasOut = pending.holder !== undefined;
+    pending.holder = holder;
+    if (this.order === undefined || wasOut === (holder !== undefined)) return;
+    const key = this.keyOf(pending);
+    if (holder !== undefined) {
+      this.order.out(key);
+    } else {
+      this.order.back(key);
+      this.kick(key);
+    }
+  }
+
+  /** The unit is done for good: its key's next unit may go. */
+  private finishUnit(pending: Pending): void {
+    // Only ordered mode blocks units (switching it off releases them all).
+    if (this.order === undefined) return;
+    if (this.blocked.get(pending.seq) === pending) {
+      this.blocked.delete(pending.seq);
+      if (!pending.retry) this.held--;
+    }
+    this.kick(this.order.untrack(pending.seq));
+  }
+
+  /** A first attempt is no longer unsettled. */
+  private forgetFirst(pending: Pending): void {
+    if (this.unsettled.get(pending.seq) === pending) this.unsettled.delete(pending.seq);
+    else if (this.detached.get(pending.seq) === pending) this.detached.delete(pending.seq);
+  }
+
+  // ---- seek and redrive ----
+
+  /**
+   * The cursor was moved to `cursor` (committed): reads from there again. First attempts no member
+   * holds are dropped (read again, or skipped); those a member holds stay out (`detached`); retries
+   * keep their retry. Ordered mode starts over from the units that remain.
+   */
+  seekTo(cursor: number): void {
+    this.seeking = false;
+    if (this.stopped) return;
+    this.persistedCursor = cursor;
+    this.seekFloor = cursor;
+    for (const pending of this.unsettled.values()) {
+      if (pending.holder !== undefined) this.detached.set(pending.seq, pending);
+      else pending.state = 'done';
+    }
+    this.unsettled.clear();
+    for (const pending of this.blocked.values()) {
+      if (pending.retry) this.ready.push(pending);
+    }
+    this.blocked.clear();
+    this.held = 0;
+    this.buffer = [];
+    this.bufferIndex = 0;
+    this.readPos = cursor;
+    this.parked = false;
+    if (this.order !== undefined) this.rebuildOrder();
+    if (this.members.length > 0) {
+      this.broker.active.add(this);
+      this.schedulePump();
+    }
+    if (this.cursor() > this.persistedCursor) this.store.markDirty(this);
+  }
+
+  /** Redriven dead letters (committed): handed over like due retries. */
+  redrive(retries: readonly StoredRetry[]): void {
+    if (this.stopped) return;
+    for (const retry of retries) this.schedule(retry);
   }
 
   // ---- hand-over ----
@@ -394,15 +651,23 @@ export class Subscription {
     return undefined;
   }
 
-  /** The next pending seq for `member`, settling at once those its filter rejects. */
+  /**
+   * The next pending unit for `member`, settling at once those its filter rejects (in ordered mode
+   * before they can hold their key), and setting aside those their key holds back.
+   */
   private nextFor(member: Member): Pending | undefined {
     while (this.budget > 0) {
       this.budget--;
-      const pending = this.takeReady() ?? this.takeNew();
-      if (pending === undefined) return undefined;
+      if (this.awaiting.length > 0) this.releaseAwaiting();
+      let pending = this.takeReady();
+      const fresh = pending === undefined;
+      pending ??= this.takeNew();
+      if (pending === undefined) {
+        if (this.awaiting.length > 0 && this.frontier() >= this.broker.lastSeq) continue;
+        return undefined;
+      }
       if (pending.event === undefined) {
-        pending.event =
-          this.broker.cache.get(pending.seq) ?? this.store.readEvent(this.broker.id, pending.seq);
+        pending.event = this.loadEvent(pending);
         if (pending.event === undefined) {
           // The event is gone (its broker was deleted under us): nothing to deliver.
           this.finishUndelivered(pending);
@@ -413,9 +678,17 @@ export class Subscription {
         this.finishUndelivered(pending);
         continue;
       }
+      // Read in seq order, so `unsettled` stays in seq order (see cursor()).
+      if (fresh) this.unsettled.set(pending.seq, pending);
+      if (this.order !== undefined && !this.mayGo(pending)) continue;
       return pending;
     }
     return undefined;
+  }
+
+  private loadEvent(pending: Pending): CloudEvent | undefined {
+    if (pending.seq < 0) return this.store.readDeadLetterEvent(this.sid, -pending.seq);
+    return this.broker.cache.get(pending.seq) ?? this.store.readEvent(this.broker.id, pending.seq);
   }
 
   /** Whether a due retry or an orphan waits for a member (drops the stale entries on the way). */
@@ -453,19 +726,27 @@ export class Subscription {
 
   private takeNew(): Pending | undefined {
     for (;;) {
-      if (this.bufferIndex >= this.buffer.length && !this.fill()) return undefined;
+      if (this.bufferIndex >= this.buffer.length && (this.held >= MAX_HELD || !this.fill())) {
+        return undefined;
+      }
       const entry = this.buffer[this.bufferIndex]!;
       this.bufferIndex++;
-      // A seq with a retries row (left by an earlier run) is redelivered by its retry.
-      if (this.scheduled.has(entry.seq) || this.retrying.has(entry.seq)) continue;
-      return {
-        seq: entry.seq,
+      const { seq } = entry;
+      // A seq with a retries row (left by an earlier run) is redelivered by its retry; one a member
+      // still holds from before a seek is not handed over twice.
+      if (this.scheduled.has(seq) || this.retrying.has(seq) || this.detached.has(seq)) continue;
+      const pending: Pending = {
+        seq,
+        position: seq,
         attempt: 1,
+        note: undefined,
         event: entry.event,
+        key: undefined,
         retry: false,
         holder: undefined,
         state: 'open',
       };
+      return pending;
     }
   }
 
@@ -490,17 +771,16 @@ export class Subscription {
 
   private handOver(member: Member, pending: Pending): void {
     const delivery: Delivery = { pending, member, status: 'open' };
-    pending.holder = delivery;
-    if (!pending.retry && !this.unsettled.has(pending.seq))
-      this.unsettled.set(pending.seq, pending);
+    this.setHolder(pending, delivery);
     member.inFlight++;
     member.deliveries.add(delivery);
     const message: LogMessage = Object.freeze({
       event: pending.event!,
-      position: String(pending.seq),
+      position: String(pending.position),
       attempt: pending.attempt,
+      note: pending.note,
       ack: () => this.ack(delivery),
-      nak: (delayMs: number) => this.nak(delivery, delayMs),
+      nak: (delayMs: number, note?: string) => this.nak(delivery, delayMs, note),
       deadLetter: (info: DeadLetterInfo) => this.deadLetter(delivery, info),
     });
     try {
@@ -513,8 +793,9 @@ export class Subscription {
   /** Done without a hand-over: filtered out, or its event is gone. */
   private finishUndelivered(pending: Pending): void {
     pending.state = 'done';
+    this.finishUnit(pending);
     if (!pending.retry) {
-      this.unsettled.delete(pending.seq);
+      this.forgetFirst(pending);
       return;
     }
     this.retrying.delete(pending.seq);
@@ -532,7 +813,7 @@ export class Subscription {
     if (delivery.status === 'settled') return;
     delivery.status = 'settled';
     const { pending, member } = delivery;
-    if (pending.holder === delivery) pending.holder = undefined;
+    if (pending.holder === delivery) this.setHolder(pending, undefined);
     member.deliveries.delete(delivery);
     if (!member.closed) {
       member.inFlight--;
@@ -561,8 +842,9 @@ export class Subscription {
     const pending = delivery.pending;
     this.release(delivery);
     pending.state = 'done';
+    this.finishUnit(pending);
     if (!pending.retry) {
-      this.unsettled.delete(pending.seq);
+      this.forgetFirst(pending);
       this.store.markDirty(this);
       return done;
     }
@@ -572,7 +854,10 @@ export class Subscription {
     return this.store.writer.enqueue(() => this.store.deleteRetry(sid, seq));
   }
 
-  private nak(delivery: Delivery, delayMs: number): Promise<void> {
+  private nak(delivery: Delivery, delayMs: number, note: string | undefined): Promise<void> {
+    if (note !== undefined && typeof note !== 'string') {
+      return rejection(new TributaryError('BAD_REQUEST', 'a nak note must be a string'));
+    }
     const refused = this.refuse(delivery);
     if (refused !== undefined) return refused;
     const delay = Number.isFinite(delayMs) && delayMs > 0 ? delayMs : 0;
@@ -581,11 +866,15 @@ export class Subscription {
       seq: pending.seq,
       attempt: pending.attempt + 1,
       dueAt: Date.now() + delay,
+      note,
+      position: pending.position,
+      key: this.keyOf(pending),
     };
     const { sid } = this;
     return this.settleDurably(
       delivery,
-      () => this.store.writeRetry(sid, retry.seq, retry.attempt, retry.dueAt),
+      () => this.store.writeRetry(sid, retry.seq, retry.attempt, retry.dueAt, retry.note),
+      // The unit stays tracked (it holds its key) while it waits for its retry.
       () => this.schedule(retry),
     );
   }
@@ -605,18 +894,22 @@ export class Subscription {
     }
     const at = Date.now();
     const { sid } = this;
-    const { seq, retry } = pending;
-    return this.settleDurably(delivery, () => {
-      this.store.writeDeadLetter(sid, seq, encoded, info, at);
-      if (retry) this.store.deleteRetry(sid, seq);
-    });
+    const { seq, retry, position } = pending;
+    return this.settleDurably(
+      delivery,
+      () => {
+        this.store.writeDeadLetter(sid, position, encoded, info, at);
+        if (retry) this.store.deleteRetry(sid, seq);
+      },
+      () => this.finishUnit(pending),
+    );
   }
 
   /** A settlement that is done only once `write` committed (nak, deadLetter). */
   private settleDurably(
     delivery: Delivery,
     write: () => void,
-    afterCommit?: () => void,
+    afterCommit: () => void,
   ): Promise<void> {
     const pending = delivery.pending;
     delivery.status = 'settling';
@@ -627,8 +920,8 @@ export class Subscription {
         pending.state = 'done';
         if (this.stopped) return;
         if (pending.retry) this.retrying.delete(pending.seq);
-        else this.unsettled.delete(pending.seq);
-        afterCommit?.();
+        else this.forgetFirst(pending);
+        afterCommit();
         this.store.markDirty(this);
       })
       .catch((error: unknown) => {
@@ -636,8 +929,8 @@ export class Subscription {
         delivery.status = 'open';
         if (pending.state === 'settling') pending.state = 'open';
         if (delivery.member.closed && pending.holder === delivery && !this.stopped) {
-          pending.holder = undefined;
           this.ready.push(pending);
+          this.setHolder(pending, undefined);
           this.schedulePump();
         }
         throw error;
@@ -649,6 +942,7 @@ export class Subscription {
   private schedule(retry: StoredRetry): void {
     this.scheduled.set(retry.seq, retry);
     this.heap.push(retry);
+    this.order?.track(retry.seq, retry.position, retry.key);
     this.armTimer();
   }
 
@@ -692,8 +986,11 @@ export class Subscription {
       this.scheduled.delete(top.seq);
       const pending: Pending = {
         seq: top.seq,
+        position: top.position,
         attempt: top.attempt,
+        note: top.note,
         event: undefined,
+        key: top.key,
         retry: true,
         holder: undefined,
         state: 'open',

@@ -55,6 +55,12 @@ export type BackoffPolicy = (typeof BACKOFF_POLICIES)[number];
 export const DELIVERY_FORMATS = ['json', 'binary'] as const;
 export type DeliveryFormat = (typeof DELIVERY_FORMATS)[number];
 
+export const DELIVERY_ORDERINGS = ['ordered', 'unordered'] as const;
+export type DeliveryOrdering = (typeof DELIVERY_ORDERINGS)[number];
+
+/** Knative's Kafka broker annotation for a trigger's ordering; an alias of `delivery.ordering`. */
+export const DELIVERY_ORDER_ANNOTATION = 'kafka.eventing.knative.dev/delivery.order';
+
 /** Knative's DeliverySpec, with its field names and ISO-8601 durations. */
 export interface DeliverySpec {
   deadLetterSink?: Destination;
@@ -64,12 +70,16 @@ export interface DeliverySpec {
   timeout?: string;
   retryAfterMax?: string;
   format?: DeliveryFormat;
+  /** Ours: `ordered` delivers one event at a time per `partitionkey`; default `unordered`. */
+  ordering?: DeliveryOrdering;
 }
 
 export interface BrokerSpec {
   delivery?: DeliverySpec;
   /** Knative's backend configuration reference; accepted and kept, not used. */
   config?: Record<string, unknown>;
+  /** Ours: how long events are kept for replay once delivered (a duration); default `--retention`. */
+  retention?: string;
 }
 
 /** One Subscriptions API filter object: exactly one dialect is set. */

@@ -12,7 +12,12 @@ import { CesqlParseError, compileCesql } from '../cesql/index.js';
 import type { FieldProblem } from '../errors.js';
 import { durationError, parseDuration } from '../duration.js';
 import { SOURCE_KINDS } from './manifest.js';
-import { BACKOFF_POLICIES, DELIVERY_FORMATS } from './types.js';
+import {
+  BACKOFF_POLICIES,
+  DELIVERY_FORMATS,
+  DELIVERY_ORDER_ANNOTATION,
+  DELIVERY_ORDERINGS,
+} from './types.js';
 
 type JsonObject = Record<string, unknown>;
 
@@ -268,6 +273,7 @@ const DELIVERY_FIELDS: ReadonlySet<string> = new Set([
   'timeout',
   'retryAfterMax',
   'format',
+  'ordering',
 ]);
 const MAX_INT32 = 2_147_483_647;
 
@@ -308,6 +314,9 @@ export function validateDeliverySpec(spec: unknown, field: string): FieldProblem
   problems.push(...validateDurationField(spec.retryAfterMax, `${field}.retryAfterMax`, false));
   if (spec.format !== undefined) {
     problems.push(...oneOf(spec.format, DELIVERY_FORMATS, `${field}.format`));
+  }
+  if (spec.ordering !== undefined) {
+    problems.push(...oneOf(spec.ordering, DELIVERY_ORDERINGS, `${field}.ordering`));
   }
   problems.push(...unknownFields(spec, DELIVERY_FIELDS, field));
   return problems;
@@ -482,7 +491,7 @@ function expectKind(expected: string): (kind: unknown) => FieldProblem[] {
 const ROOT_NOT_OBJECT = (resource: unknown): FieldProblem =>
   problem('', `the resource must be an object, got ${describe(resource)}`);
 
-const BROKER_SPEC_FIELDS: ReadonlySet<string> = new Set(['delivery', 'config']);
+const BROKER_SPEC_FIELDS: ReadonlySet<string> = new Set(['delivery', 'config', 'retention']);
 
 /** A Broker: `spec` is optional; `spec.delivery` is a DeliverySpec; `spec.config` any object, kept. */
 export function validateBroker(resource: unknown): FieldProblem[] {
@@ -495,6 +504,7 @@ export function validateBroker(resource: unknown): FieldProblem[] {
   if (spec.config !== undefined && !isObject(spec.config)) {
     problems.push(mustBeObject('spec.config', spec.config));
   }
+  problems.push(...validateDurationField(spec.retention, 'spec.retention', true));
   problems.push(...unknownFields(spec, BROKER_SPEC_FIELDS, 'spec'));
   return problems;
 }
@@ -538,6 +548,15 @@ export function validateTrigger(resource: unknown): FieldProblem[] {
   problems.push(...validateDestination(spec.subscriber, 'spec.subscriber'));
   problems.push(...validateDeliverySpec(spec.delivery, 'spec.delivery'));
   problems.push(...unknownFields(spec, TRIGGER_SPEC_FIELDS, 'spec'));
+  const order =
+    isObject(resource.metadata) && isObject(resource.metadata.annotations)
+      ? resource.metadata.annotations[DELIVERY_ORDER_ANNOTATION]
+      : undefined;
+  if (order !== undefined) {
+    problems.push(
+      ...oneOf(order, DELIVERY_ORDERINGS, `metadata.annotations[${DELIVERY_ORDER_ANNOTATION}]`),
+    );
+  }
   return problems;
 }
 
