@@ -8,7 +8,9 @@ import { TriggerDispatcher } from '../../src/broker/dispatcher.js';
 import { resolveDelivery } from '../../src/core/delivery.js';
 import { Collector } from '../support/collector.js';
 import { embeddedHarness } from '../support/embedded.js';
-import { Receiver } from '../support/receiver.js';
+import { Gate, Receiver } from '../support/receiver.js';
+import type { LogMessage } from '../../src/backends/contracts.js';
+import type { CompiledFilter } from '../../src/core/filters.js';
 import { makeEvent, uniqueBroker } from '../conformance/fixtures.js';
 
 describe('dispatcher', () => {
@@ -71,5 +73,103 @@ describe('dispatcher', () => {
       destination: receiver.url,
     });
     await dispatcher.stop(Date.now());
+  });
+});
+
+describe('dispatcher replies', () => {
+  const harness = embeddedHarness();
+  const receiver = new Receiver();
+  afterAll(async () => {
+    await receiver.stop();
+    await harness.cleanup();
+  });
+
+  it('fails and retries the original delivery when its reply cannot be stored', async () => {
+    await receiver.start();
+    const gate = new Gate();
+    // Each attempt answers with a large reply event; the second answer waits for the gate.
+    receiver.responder = async (_request, index) => {
+      if (index === 1) await gate.opened;
+      return {
+        status: 200,
+        headers: {
+          'ce-specversion': '1.0',
+          'ce-id': `reply-${index}`,
+          'ce-source': '/replier',
+          'ce-type': 'reply',
+          'content-type': 'application/octet-stream',
+        },
+        body: Buffer.alloc(256 * 1024, 1),
+      };
+    };
+    const backend = await harness.open();
+    const broker = uniqueBroker();
+    await backend.eventLog.ensureBroker(broker);
+    const onlyType =
+      (type: string): CompiledFilter =>
+      (event) =>
+        event.attributes.type === type;
+    const replies = new Collector<LogMessage>('stored replies');
+    await backend.eventLog.subscribe(
+      {
+        id: 'watch-replies',
+        broker,
+        start: { from: 'latest' },
+        maxInFlight: 10,
+        filter: onlyType('reply'),
+      },
+      (message) => {
+        replies.push(message);
+        void message.ack();
+      },
+    );
+    const dispatcher = new TriggerDispatcher(
+      {
+        namespace: broker.namespace,
+        name: 'replier',
+        uid: 'replier-uid',
+        broker: broker.name,
+        subscriber: new URL(receiver.url),
+        filter: onlyType('original'),
+        delivery: resolveDelivery(
+          { retry: 5, backoffPolicy: 'linear', backoffDelay: 'PT0.01S' },
+          undefined,
+          5000,
+        ),
+      },
+      {
+        eventLog: backend.eventLog,
+        maxInFlight: 1,
+        maxResponseBytes: 1024 * 1024,
+        maxTtl: 255,
+        onTtlExhausted: () => undefined,
+        onError: () => undefined,
+      },
+    );
+    await dispatcher.start();
+
+    await backend.eventLog.append(broker, [makeEvent('original-1', { type: 'original' })]);
+    // No room for the reply: its append fails like on a full disk.
+    const [{ page_count: pages }] = backend.pragma('page_count') as [{ page_count: number }];
+    backend.pragma(`max_page_count = ${pages}`);
+
+    // The original is delivered again: the failed reply failed its delivery.
+    const attempts = await receiver.waitFor(2);
+    expect(attempts.map((r) => r.headers['ce-id'])).toEqual(['original-1', 'original-1']);
+    expect(dispatcher.counters).toMatchObject({ delivered: 0, retried: 1 });
+    expect(dispatcher.counters.lastError?.message).toMatch(/reply could not be stored/);
+
+    backend.pragma('max_page_count = 1073741823');
+    gate.open();
+    const stored = await replies.next();
+    expect(stored.event.attributes).toMatchObject({
+      id: 'reply-1',
+      type: 'reply',
+      knativebrokerttl: 254,
+    });
+    expect(replies.items).toHaveLength(1);
+    // Stopping waits for the delivery in flight, which acks once its reply is stored.
+    await dispatcher.stop(Date.now() + 5000);
+    expect(dispatcher.counters.delivered).toBe(1);
   });
 });
