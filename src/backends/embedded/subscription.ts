@@ -49,6 +49,7 @@ import type { FilterIndex } from '../../core/filter-index.js';
 import type { DeadLetterInfo, EventFilter, LogMessage, SubscriptionHandle } from '../contracts.js';
 import type { EventCache, LogEntry } from './cache.js';
 import { encodeEvent, type EncodedEvent } from './event-row.js';
+import { LazyMap } from './lazy-map.js';
 import { MinHeap } from './heap.js';
 import { groupKeyOf, KeyOrder, type GroupKey } from './ordering.js';
 import { rejection, shuttingDown, warn, type Writer } from './writer.js';
@@ -206,15 +207,15 @@ export class Subscription {
    * First-attempt seqs read, passed by the filter and not settled (handed out, blocked, or waiting
    * after their member closed), in seq order.
    */
-  private readonly unsettled = new Map<number, Pending>();
+  private readonly unsettled = new LazyMap<number, Pending>();
   /** First attempts a member held when the subscription was sought (see the top). */
-  private readonly detached = new Map<number, Pending>();
+  private readonly detached = new LazyMap<number, Pending>();
   /** The cursor of the last seek: detached seqs at or below it do not hold the cursor back. */
   private seekFloor = 0;
   /** Due redeliveries, waiting for a member or handed out. */
-  private readonly retrying = new Map<number, Pending>();
+  private readonly retrying = new LazyMap<number, Pending>();
   /** Redeliveries not due yet; the heap may hold stale entries, this map is the truth. */
-  private readonly scheduled = new Map<number, StoredRetry>();
+  private readonly scheduled = new LazyMap<number, StoredRetry>();
   private readonly heap = new MinHeap<StoredRetry>((retry) => retry.dueAt);
   /** Due redeliveries, orphans of closed members, units set free: handed over before new events. */
   private ready: Pending[] = [];
@@ -222,7 +223,7 @@ export class Subscription {
   /** Ordered mode only (see ordering.ts). */
   private order: KeyOrder | undefined;
   /** Ordered mode: units that wait until their key lets them go. */
-  private readonly blocked = new Map<number, Pending>();
+  private readonly blocked = new LazyMap<number, Pending>();
   /** How many of `blocked` are first attempts (bounded by MAX_HELD). */
   private held = 0;
   /** Ordered mode: due retries that wait until the log is read up to their position. */
