@@ -23,7 +23,7 @@ import {
   type ResourceKey,
   type Trigger,
 } from '../core/resources/types.js';
-import { TriggerDispatcher, type TriggerTarget } from './dispatcher.js';
+import { TriggerDispatcher, type DispatcherOptions, type TriggerTarget } from './dispatcher.js';
 
 export interface ControlPlaneOptions {
   readonly backend: Backend;
@@ -79,7 +79,20 @@ export class ControlPlane {
   private stopping = false;
   private readonly retryTimers = new Set<NodeJS.Timeout>();
 
-  constructor(private readonly options: ControlPlaneOptions) {}
+  /** Shared by every dispatcher (one object, not one set of closures per trigger). */
+  private readonly dispatcherOptions: DispatcherOptions;
+
+  constructor(private readonly options: ControlPlaneOptions) {
+    this.dispatcherOptions = {
+      eventLog: options.backend.eventLog,
+      maxInFlight: options.triggerConcurrency,
+      maxResponseBytes: options.maxResponseBytes,
+      maxTtl: options.maxTtl,
+      onTtlExhausted: (target) => this.countTtlExhausted(target.namespace, target.broker),
+      onError: (error, context) =>
+        options.log.warn({ err: error, ...context }, 'could not settle a delivery'),
+    };
+  }
 
   /** Starts following the store; resolves once the current resources are reconciled. */
   async start(): Promise<void> {
@@ -374,15 +387,7 @@ export class ControlPlane {
       await state.dispatcher.update(target);
       return;
     }
-    const dispatcher = new TriggerDispatcher(target, {
-      eventLog: this.options.backend.eventLog,
-      maxInFlight: this.options.triggerConcurrency,
-      maxResponseBytes: this.options.maxResponseBytes,
-      maxTtl: this.options.maxTtl,
-      onTtlExhausted: () => this.countTtlExhausted(stored.key.namespace, trigger.spec.broker),
-      onError: (error, context) =>
-        this.options.log.warn({ err: error, ...context }, 'could not settle a delivery'),
-    });
+    const dispatcher = new TriggerDispatcher(target, this.dispatcherOptions);
     await dispatcher.start();
     state.dispatcher = dispatcher;
   }

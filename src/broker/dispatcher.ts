@@ -50,8 +50,8 @@ export interface DispatcherOptions {
   readonly maxResponseBytes: number;
   /** Hops a reply may have at most (the broker's knativebrokerttl maximum). */
   readonly maxTtl: number;
-  /** A reply was dropped because its TTL ran out (a loop). */
-  readonly onTtlExhausted: () => void;
+  /** A reply to an event of `target` was dropped because its TTL ran out (a loop). */
+  readonly onTtlExhausted: (target: TriggerTarget) => void;
   readonly onError: (error: unknown, context: Record<string, unknown>) => void;
 }
 
@@ -313,7 +313,7 @@ export class TriggerDispatcher {
     for (const reply of replies) {
       const hop = replyTtl(reply, original, this.options.maxTtl);
       if (!hop.ok) {
-        this.options.onTtlExhausted();
+        this.options.onTtlExhausted(target);
         this.noteError(`reply to ${String(original.attributes.id)} dropped: ${hop.reason}`);
         continue;
       }
