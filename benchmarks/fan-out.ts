@@ -1,0 +1,320 @@
+/**
+ * Fan-out, through the running server:
+ *
+ * 1. 1, 10, 100, 1,000 and 10,000 triggers of one filter kind (exact, prefix, CESQL) of which one
+ *    matches every event: the per-event cost and the memory. Events are offered at a fixed rate
+ *    below saturation; the cost is the server's CPU time (all threads, /proc schedstat, ns) from
+ *    the window's start to the last delivery, minus its idle CPU over the same time, per event:
+ *    ingress, storage, matching against every trigger, one delivery. Memory is the server's heap
+ *    and RSS after a full GC, before the load. Ratios against 10 triggers of the same kind.
+ * 2. N triggers that all match (1, 10, 100, 1,000, 10,000): a burst of events sent in batches,
+ *    timed until every trigger delivered every event: deliveries per second, against N = 1.
+ *
+ * Each measurement is a fresh server started on a copy of a prepared data directory (the triggers
+ * are applied once per set through POST /v1/apply), rounds interleave the sizes, medians.
+ *
+ *   npm run bench:fanout [-- --quick] [--backends ...] [--cpu-prof] [--only exact,all]
+ */
+import {
+  allMatch,
+  ALL_MATCH_TYPE,
+  FILTER_KINDS,
+  matchingType,
+  oneMatch,
+  type FilterKind,
+} from './lib/fixtures.js';
+import type { BurstResult, OpenResult } from './lib/generator.js';
+import {
+  forEachBackend,
+  INGRESS_PATH,
+  log,
+  PAYLOAD_BYTES,
+  prewarmEvents,
+  percent,
+  receiverPort,
+  runGenerator,
+  Servers,
+  type GoalResult,
+  type Options,
+} from './lib/harness.js';
+import type { LoopStats, MemoryUsage } from './lib/server.js';
+import { fmt, median, ratio } from './lib/stats.js';
+import { figure } from './lib/svg.js';
+
+/** 10,000 non-matching exact triggers cost at most 1.5x per event of 10 (issue 5). */
+const GOAL = { kind: 'exact' as FilterKind, size: 10_000, base: 10, maxRatio: 1.5 };
+
+interface OneMatchRun {
+  readonly load: OpenResult;
+  readonly loop: LoopStats | undefined;
+  readonly memory: MemoryUsage;
+  readonly startSeconds: number;
+}
+
+interface OneMatchRow {
+  readonly kind: FilterKind;
+  readonly size: number;
+  readonly cpuPerEventUs: number;
+  readonly idleCpu: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly loopMaxMs: number;
+  readonly held: boolean;
+  readonly heapUsed: number;
+  readonly rss: number;
+  readonly startSeconds: number;
+  readonly applySeconds: number;
+  readonly runs: OneMatchRun[];
+}
+
+async function measure(backend: string, opts: Options) {
+  const quick = opts.quick;
+  const sizesOf = (kind: FilterKind): number[] =>
+    quick ? (kind === 'exact' ? [10, 10_000] : [10, 1_000]) : [1, 10, 100, 1_000, 10_000];
+  const allSizes = quick ? [1, 1_000] : [1, 10, 100, 1_000, 10_000];
+  const only = opts.only;
+  const kinds = FILTER_KINDS.filter((k) => only === undefined || only.includes(k));
+  const runAll = only === undefined || only.includes('all');
+  const rounds = quick ? 1 : 3;
+  const rate = 500;
+  const warmupMs = quick ? 500 : 1000;
+  const durationMs = quick ? 1200 : 4000;
+  const port = await receiverPort();
+  const servers = new Servers(backend, opts);
+
+  // Prepare every trigger set first (timed: the apply rate is a result too).
+  const apply = new Map<string, number>();
+  for (const kind of kinds) {
+    for (const size of sizesOf(kind)) {
+      log(`preparing ${size} ${kind} triggers`);
+      apply.set(`${kind}-${size}`, await servers.prepare(oneMatch(kind, size, port)));
+    }
+  }
+  if (runAll) {
+    for (const size of allSizes) {
+      log(`preparing ${size} all-matching triggers`);
+      apply.set(`all-${size}`, await servers.prepare(allMatch(size, port)));
+    }
+  }
+
+  const oneRuns = new Map<string, OneMatchRun[]>();
+  const allRuns = new Map<number, BurstResult[]>();
+  for (let round = 0; round < rounds; round++) {
+    log(`fan-out round ${round + 1}/${rounds}`);
+    for (const kind of kinds) {
+      for (const size of sizesOf(kind)) {
+        const started = performance.now();
+        const prepared = await servers.start(
+          oneMatch(kind, size, port),
+          `fanout-${backend}-${kind}-${size}-${round}`,
+        );
+        try {
+          const startSeconds = (performance.now() - started) / 1000;
+          const memory = await prepared.server.memory();
+          const load = await runGenerator({
+            kind: 'open',
+            url: prepared.server.url,
+            path: INGRESS_PATH,
+            payloadBytes: PAYLOAD_BYTES,
+            serverPid: prepared.server.pid,
+            rate,
+            warmupMs,
+            durationMs,
+            drainMs: 20_000,
+            idleMs: quick ? 300 : 500,
+            eventType: matchingType(kind),
+            receiverPort: port,
+            prewarmEvents: prewarmEvents(opts),
+          });
+          prepared.markWindow(load.windowMonotonicUs);
+          log(
+            `${kind} x ${size}: ${fmt(load.server.cpuPerEventUs)} µs/event, heap ${fmt(memory.heapUsed / 1e6)} MB, ${load.held ? 'held' : 'NOT held'}`,
+          );
+          const key = `${kind}-${size}`;
+          if (!oneRuns.has(key)) oneRuns.set(key, []);
+          oneRuns.get(key)!.push({
+            load,
+            loop: prepared.server.loopStats(),
+            memory,
+            startSeconds,
+          });
+        } finally {
+          await prepared.stop();
+        }
+      }
+    }
+    if (runAll) {
+      for (const size of allSizes) {
+        const prepared = await servers.start(
+          allMatch(size, port),
+          `fanout-${backend}-all-${size}-${round}`,
+        );
+        try {
+          const target = quick ? 10_000 : 30_000;
+          const events = Math.max(5, Math.ceil(target / size));
+          const result = await runGenerator({
+            kind: 'burst',
+            url: prepared.server.url,
+            path: INGRESS_PATH,
+            payloadBytes: PAYLOAD_BYTES,
+            serverPid: prepared.server.pid,
+            events,
+            warmupEvents: Math.max(1, Math.ceil(events / 10)),
+            batch: Math.min(100, events),
+            connections: 4,
+            eventType: ALL_MATCH_TYPE,
+            receiverPort: port,
+            deliveriesPerEvent: size,
+            timeoutMs: 120_000,
+          });
+          log(`${size} matching: ${fmt(result.deliveriesPerSecond)} deliveries/s`);
+          if (!allRuns.has(size)) allRuns.set(size, []);
+          allRuns.get(size)!.push(result);
+        } finally {
+          await prepared.stop();
+        }
+      }
+    }
+  }
+  servers.dispose();
+
+  const rows: OneMatchRow[] = [];
+  for (const kind of kinds) {
+    for (const size of sizesOf(kind)) {
+      const runs = oneRuns.get(`${kind}-${size}`)!;
+      const m = (f: (r: OneMatchRun) => number): number => median(runs.map(f));
+      rows.push({
+        kind,
+        size,
+        cpuPerEventUs: m((r) => r.load.server.cpuPerEventUs),
+        idleCpu: m((r) => r.load.server.idleCpu),
+        p50: m((r) => r.load.latencyMs.p50),
+        p99: m((r) => r.load.latencyMs.p99),
+        loopMaxMs: m((r) => r.loop?.delayMaxMs ?? Number.NaN),
+        held: runs.filter((r) => r.load.held).length * 2 > runs.length,
+        heapUsed: m((r) => r.memory.heapUsed),
+        rss: m((r) => r.memory.rss),
+        startSeconds: m((r) => r.startSeconds),
+        applySeconds: apply.get(`${kind}-${size}`) ?? Number.NaN,
+        runs,
+      });
+    }
+  }
+  const row = (kind: FilterKind, size: number): OneMatchRow | undefined =>
+    rows.find((r) => r.kind === kind && r.size === size);
+  const perTrigger = (r: OneMatchRow, field: 'heapUsed' | 'rss'): number => {
+    const smallest = rows.find((x) => x.kind === r.kind)!;
+    // Below 1,000 triggers the difference is within the noise of a process's memory.
+    return r.size < 1_000 ? Number.NaN : (r[field] - smallest[field]) / (r.size - smallest.size);
+  };
+
+  const oneTable = [
+    `**One matching trigger among N** (${rate} events/s offered for ${durationMs / 1000} s after ${warmupMs / 1000} s of warm-up; median of ${rounds} round${rounds > 1 ? 's' : ''}). CPU per event: the server's CPU time (all threads) per event, net of its idle CPU. Memory: right after the server started with the triggers, after a full GC; per trigger against the smallest set of the kind (RSS not settled: see the memory scenario).`,
+    '',
+    '| filters | triggers | CPU µs/event | x of 10 | idle CPU | p50 ms | p99 ms | loop blocked max ms | held | heap MB | RSS MB | heap B/trigger | RSS B/trigger | apply s |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|',
+    ...rows.map((r) => {
+      const ten = row(r.kind, 10);
+      return `| ${r.kind} | ${fmt(r.size)} | ${fmt(r.cpuPerEventUs)} | ${ten === undefined ? 'n/a' : ratio(r.cpuPerEventUs / ten.cpuPerEventUs)} | ${percent(r.idleCpu)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.loopMaxMs)} | ${r.held ? 'yes' : 'no'} | ${fmt(r.heapUsed / 1e6)} | ${fmt(r.rss / 1e6)} | ${fmt(perTrigger(r, 'heapUsed'))} | ${fmt(perTrigger(r, 'rss'))} | ${fmt(r.applySeconds)} |`;
+    }),
+  ];
+
+  const allRows = runAll
+    ? allSizes.map((size) => {
+        const runs = allRuns.get(size)!;
+        return {
+          size,
+          deliveriesPerSecond: median(runs.map((r) => r.deliveriesPerSecond)),
+          cpuPerDeliveryUs: median(runs.map((r) => r.cpuPerDeliveryUs)),
+          serverCpu: median(runs.map((r) => r.serverCpu)),
+          connections: median(runs.map((r) => r.subscriberConnections)),
+          complete: runs.every((r) => r.complete && r.wrongCounts === 0),
+          runs,
+        };
+      })
+    : [];
+  const base = allRows[0];
+  const allTable = runAll
+    ? [
+        '',
+        `**N triggers that all match**: a burst of events in batches of up to 100, timed from the first request to the last delivery (about ${quick ? '10,000' : '30,000'} deliveries per measurement).`,
+        '',
+        '| matching triggers | deliveries/s | x of 1 trigger | server CPU µs/delivery | server CPU | connections opened to the subscriber | all delivered once per trigger |',
+        '|---:|---:|---:|---:|---:|---:|---|',
+        ...allRows.map(
+          (r) =>
+            `| ${fmt(r.size)} | ${fmt(r.deliveriesPerSecond)} | ${ratio(r.deliveriesPerSecond / base!.deliveriesPerSecond)} | ${fmt(r.cpuPerDeliveryUs)} | ${percent(r.serverCpu)} | ${fmt(r.connections)} | ${r.complete ? 'yes' : '**no**'} |`,
+        ),
+      ]
+    : [];
+
+  const goals: GoalResult[] = [];
+  const goalRow = row(GOAL.kind, GOAL.size);
+  const goalBase = row(GOAL.kind, GOAL.base);
+  if (goalRow !== undefined && goalBase !== undefined) {
+    const r = goalRow.cpuPerEventUs / goalBase.cpuPerEventUs;
+    goals.push({
+      goal: `per-event cost, ${fmt(GOAL.size)} ${GOAL.kind} triggers (one matching) vs ${GOAL.base}, through the server`,
+      target: `<= ${GOAL.maxRatio}x`,
+      measured: ratio(r),
+      met: r <= GOAL.maxRatio,
+      margin:
+        r <= GOAL.maxRatio
+          ? `${ratio(GOAL.maxRatio / r)} headroom`
+          : `over by ${ratio(r / GOAL.maxRatio)}`,
+    });
+  }
+  const svg = figure(
+    [
+      {
+        kind: 'line',
+        title: `Fan-out (${backend}): one matching trigger among N`,
+        xLabel: 'triggers (log)',
+        yLabel: 'server CPU µs per event (log)',
+        xLog: true,
+        yLog: true,
+        series: kinds.map((kind) => ({
+          name: kind,
+          points: rows
+            .filter((r) => r.kind === kind)
+            .map((r) => [r.size, r.cpuPerEventUs] as const),
+        })),
+      },
+      ...(runAll
+        ? [
+            {
+              kind: 'line' as const,
+              title: `Fan-out (${backend}): N triggers all matching`,
+              xLabel: 'matching triggers (log)',
+              yLabel: 'deliveries per second',
+              xLog: true,
+              series: [
+                {
+                  name: 'deliveries/s',
+                  points: allRows.map((r) => [r.size, r.deliveriesPerSecond] as const),
+                },
+              ],
+            },
+          ]
+        : []),
+    ],
+    `Median of ${rounds} round(s); ${rate} events/s offered in the left panel; server on one core, generator and subscriber on the other.`,
+  );
+
+  return {
+    markdown: [...oneTable, ...allTable].join('\n'),
+    svg,
+    goals,
+    data: {
+      rounds,
+      rate,
+      warmupMs,
+      durationMs,
+      payloadBytes: PAYLOAD_BYTES,
+      oneMatch: rows,
+      allMatch: allRows,
+    },
+  };
+}
+
+await forEachBackend('fan-out', measure);

@@ -1,0 +1,237 @@
+/**
+ * Ingress: events per second answered 202, binary-mode single events over N concurrent connections
+ * and batch-mode requests, against baselines measured in the same run on the same core:
+ *
+ * - the raw backend write with the same durability. Embedded: a SQLite insert loop with the
+ *   backend's schema and pragmas (WAL, synchronous=FULL: one fsync per commit), one event per
+ *   transaction, and the same batched as the group commit batches concurrent requests (k events
+ *   per transaction, k = connections x events per request). NATS: a JetStream publish with acks;
+ *   Kafka: a kafkajs send with acks=all (with those backends);
+ * - a bare fastify route answering 202, with Tributary's fastify options, driven by the same load
+ *   generator: the ceiling the HTTP layer puts on any ingress.
+ *
+ * Each measurement is a fresh server (or baseline) process on the server core and a fresh generator
+ * on the other core; rounds interleave all configurations; medians of the rounds are reported.
+ *
+ *   npm run bench:ingress [-- --quick] [--backends embedded,nats,kafka] [--cpu-prof]
+ */
+import { RAW_BASELINES } from './lib/backends.js';
+import { fmt, median, ratio } from './lib/stats.js';
+import {
+  forEachBackend,
+  INGRESS_PATH,
+  log,
+  PAYLOAD_BYTES,
+  percent,
+  runGenerator,
+  runSqliteBaseline,
+  Servers,
+  type GoalResult,
+  type Options,
+} from './lib/harness.js';
+import type { ClosedResult } from './lib/generator.js';
+import { settle } from './lib/proc.js';
+import { startBareFastify } from './lib/server.js';
+import { figure } from './lib/svg.js';
+
+interface Config {
+  /** 0: binary mode, one event per request; k: batch mode with k events per request. */
+  readonly batch: number;
+  readonly connections: number;
+}
+
+const label = (c: Config): string =>
+  c.batch === 0 ? `binary, ${c.connections} conn` : `batch of ${c.batch}, ${c.connections} conn`;
+const eventsPerTx = (c: Config): number => c.connections * Math.max(1, c.batch);
+
+/** Ingress at 80 % or more of the raw backend write (issue 5). */
+const GOAL_SHARE = 0.8;
+
+interface Row {
+  readonly config: Config;
+  readonly tributary: number;
+  readonly bare: number;
+  readonly sqliteBatched: number;
+  readonly serverCpu: number;
+  readonly latencyP99: number;
+  readonly non202: number;
+  readonly runs: { tributary: ClosedResult[]; bare: ClosedResult[]; sqliteBatched: number[] };
+}
+
+async function measure(backend: string, opts: Options) {
+  const configs: Config[] = opts.quick
+    ? [
+        { batch: 0, connections: 32 },
+        { batch: 100, connections: 8 },
+      ]
+    : [
+        { batch: 0, connections: 1 },
+        { batch: 0, connections: 8 },
+        { batch: 0, connections: 32 },
+        { batch: 0, connections: 128 },
+        { batch: 100, connections: 1 },
+        { batch: 100, connections: 8 },
+      ];
+  const rounds = opts.quick ? 2 : 3;
+  const warmupMs = opts.quick ? 300 : 1000;
+  const durationMs = opts.quick ? 1000 : 3000;
+  const servers = new Servers(backend, opts);
+  const embedded = backend === 'embedded';
+  const batchSizes = [...new Set([1, ...configs.map(eventsPerTx)])];
+
+  const tributary = configs.map((): ClosedResult[] => []);
+  const bare = configs.map((): ClosedResult[] => []);
+  const sqlite = new Map<number, number[]>(batchSizes.map((k) => [k, []]));
+
+  for (let round = 0; round < rounds; round++) {
+    log(`ingress round ${round + 1}/${rounds}`);
+    for (const [i, config] of configs.entries()) {
+      const task = {
+        kind: 'closed' as const,
+        path: INGRESS_PATH,
+        payloadBytes: PAYLOAD_BYTES,
+        connections: config.connections,
+        batch: config.batch,
+        warmupMs,
+        durationMs,
+      };
+      const prepared = await servers.start(undefined, `ingress-${backend}-${i}-${round}`);
+      try {
+        const result = await runGenerator({
+          ...task,
+          url: prepared.server.url,
+          serverPid: prepared.server.pid,
+        });
+        prepared.markWindow(result.windowMonotonicUs);
+        tributary[i]!.push(result);
+      } finally {
+        await prepared.stop();
+      }
+      settle();
+      const baseline = await startBareFastify();
+      try {
+        bare[i]!.push(await runGenerator({ ...task, url: baseline.url, serverPid: baseline.pid }));
+      } finally {
+        await baseline.stop();
+      }
+    }
+    if (embedded) {
+      for (const k of batchSizes) {
+        const result = await runSqliteBaseline({
+          mode: 'throughput',
+          batch: k,
+          warmupMs,
+          durationMs,
+          payloadBytes: PAYLOAD_BYTES,
+        });
+        sqlite.get(k)!.push(result.eventsPerSecond);
+      }
+    }
+  }
+  servers.dispose();
+
+  const sqliteLoop = median(sqlite.get(1)!);
+  const rows: Row[] = configs.map((config, i) => {
+    const t = tributary[i]!;
+    return {
+      config,
+      tributary: median(t.map((r) => r.eventsPerSecond)),
+      bare: median(bare[i]!.map((r) => r.eventsPerSecond)),
+      sqliteBatched: embedded ? median(sqlite.get(eventsPerTx(config))!) : Number.NaN,
+      serverCpu: median(t.map((r) => r.serverCpu)),
+      latencyP99: median(t.map((r) => r.latencyMs.p99)),
+      non202: t.reduce((n, r) => n + r.errors + r.requests - (r.statuses['202'] ?? 0), 0),
+      runs: { tributary: t, bare: bare[i]!, sqliteBatched: sqlite.get(eventsPerTx(config)) ?? [] },
+    };
+  });
+
+  const table = [
+    `Events per second answered 202 (median of ${rounds} rounds, ${durationMs / 1000} s each after ${warmupMs / 1000} s of warm-up; ${PAYLOAD_BYTES}-byte JSON data). Raw baselines on the same core in the same run: SQLite insert loop (one event per fsync'd transaction) **${fmt(sqliteLoop)} ev/s**; SQLite batched with as many events per transaction as requests in flight (the group commit's best case).`,
+    '',
+    '| ingress | Tributary ev/s | x SQLite loop | SQLite batched ev/s (events/tx) | x SQLite batched | bare fastify ev/s | x bare fastify | server CPU | p99 response |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows.map(
+      (r) =>
+        `| ${label(r.config)} | ${fmt(r.tributary)} | ${ratio(r.tributary / sqliteLoop)} | ${fmt(r.sqliteBatched)} (${eventsPerTx(r.config)}) | ${ratio(r.tributary / r.sqliteBatched)} | ${fmt(r.bare)} | ${ratio(r.tributary / r.bare)} | ${percent(r.serverCpu)} | ${fmt(r.latencyP99)} ms |`,
+    ),
+  ];
+  const rawBaseline = RAW_BASELINES[backend];
+  if (!embedded) {
+    table.push(
+      '',
+      `Raw ${backend} baseline (${rawBaseline?.description ?? 'none known'}): not measured yet; it is written with the backend.`,
+    );
+  }
+  const failures = rows.reduce((n, r) => n + r.non202, 0);
+  if (failures > 0) table.push('', `**${failures} requests were not answered 202.**`);
+
+  const goals: GoalResult[] = [];
+  if (embedded) {
+    const best = rows
+      .filter((r) => r.config.batch === 0)
+      .reduce((a, b) => (b.tributary > a.tributary ? b : a));
+    const vsLoop = best.tributary / sqliteLoop;
+    goals.push({
+      goal: `ingress (binary, best of the connection counts: ${best.config.connections}) vs the raw SQLite insert loop`,
+      target: `>= ${GOAL_SHARE}x`,
+      measured: ratio(vsLoop),
+      met: vsLoop >= GOAL_SHARE,
+      margin: `${ratio(vsLoop / GOAL_SHARE)} of the target`,
+    });
+    for (const r of rows.filter((row) => row === best || row.config.batch > 0)) {
+      const share = r.tributary / r.sqliteBatched;
+      goals.push({
+        goal: `ingress (${label(r.config)}) vs SQLite batched like the group commit (${eventsPerTx(r.config)} events/tx)`,
+        target: `>= ${GOAL_SHARE}x`,
+        measured: ratio(share),
+        met: share >= GOAL_SHARE,
+        margin: `${ratio(share / GOAL_SHARE)} of the target; the bare fastify route itself reaches ${ratio(r.bare / r.sqliteBatched)} of it`,
+      });
+    }
+  }
+
+  const svg = figure(
+    [
+      {
+        kind: 'bar',
+        width: 760,
+        title: `Ingress (${backend}): events/s answered 202`,
+        yLabel: 'events per second (log)',
+        yLog: true,
+        groups: rows.map((r) =>
+          r.config.batch === 0
+            ? `${r.config.connections} conn`
+            : `${r.config.batch}x${r.config.connections}`,
+        ),
+        series: [
+          { name: 'Tributary', values: rows.map((r) => r.tributary) },
+          { name: 'bare fastify 202', values: rows.map((r) => r.bare) },
+          ...(embedded
+            ? [
+                { name: 'SQLite batched', values: rows.map((r) => r.sqliteBatched) },
+                { name: 'SQLite loop', values: rows.map(() => sqliteLoop) },
+              ]
+            : []),
+        ],
+      },
+    ],
+    'Groups: binary mode over N connections, or batch of k events x N connections. Same core, same run.',
+  );
+
+  return {
+    markdown: table.join('\n'),
+    svg,
+    goals,
+    data: {
+      rounds,
+      warmupMs,
+      durationMs,
+      payloadBytes: PAYLOAD_BYTES,
+      sqliteLoop,
+      sqlite: Object.fromEntries(sqlite),
+      rows,
+    },
+  };
+}
+
+await forEachBackend('ingress', measure);
