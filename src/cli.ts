@@ -18,9 +18,12 @@ function version(): string {
 
 function help(): string {
   const width = Math.max(...OPTIONS.map((o) => o.flag.length)) + 10;
+  const indent = ' '.repeat(width + 4);
   const lines = OPTIONS.map((o) => {
-    const left = `  --${o.flag} <value>`.padEnd(width + 4);
-    return `${left}${o.help}\n${' '.repeat(width + 4)}default ${o.default}; env ${envName(o.flag)}`;
+    const value = o.kind === 'boolean' ? '[<bool>]' : '<value>';
+    const left = `  --${o.flag} ${value}`.padEnd(width + 4);
+    const byDefault = o.default === undefined ? 'not set by default' : `default ${o.default}`;
+    return `${left}${o.help}\n${indent}${byDefault}; env ${envName(o.flag)}`;
   });
   return `Tributary ${version()}: a CloudEvents event mesh (brokers, triggers, sources) in one service.
 
@@ -31,9 +34,12 @@ Usage:
 
 Options of serve (flag, then environment variable, then config file, then default):
 ${lines.join('\n')}
-  --config <file>               YAML file with any of the options above, keyed by their
-                                camelCase names (port, dataDir, maxEventSize, ...).
-                                env ${envName('config')}
+${'  --config <file>'.padEnd(width + 4)}YAML file with any of the options above, keyed by their
+${indent}camelCase names (port, dataDir, natsUrl, ...).
+${indent}env ${envName('config')}
+
+The nats backend (--backend nats) keeps everything in NATS JetStream and writes nothing to
+--data-dir; give at most one of user and password, token, NKey seed file or credentials file.
 
 Endpoints (one port): POST /{namespace}/{broker} (CloudEvents ingress),
 /v1/namespaces/{ns}/{brokers,triggers,sources}[/{name}] and POST /v1/apply (management),
@@ -47,6 +53,18 @@ function fail(message: string): never {
   process.exit(2);
 }
 
+/**
+ * A boolean option given alone (`--nats-tls`, followed by nothing or by another option) means
+ * true; `--nats-tls false` and `--nats-tls=no` still work, as every option takes a value.
+ */
+function withBooleanValues(args: readonly string[]): string[] {
+  const booleans = new Set(OPTIONS.filter((o) => o.kind === 'boolean').map((o) => `--${o.flag}`));
+  return args.map((arg, i) => {
+    const next = args[i + 1];
+    return booleans.has(arg) && (next === undefined || next.startsWith('-')) ? `${arg}=true` : arg;
+  });
+}
+
 async function serve(args: string[]): Promise<void> {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
     config: { type: 'string' },
@@ -55,7 +73,12 @@ async function serve(args: string[]): Promise<void> {
   for (const o of OPTIONS) options[o.flag] = { type: 'string' };
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args, options, allowPositionals: false, strict: true });
+    parsed = parseArgs({
+      args: withBooleanValues(args),
+      options,
+      allowPositionals: false,
+      strict: true,
+    });
   } catch (error) {
     fail(`${(error as Error).message}\nRun "tributary --help" for the options.`);
   }

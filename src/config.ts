@@ -10,7 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import { TributaryError, type FieldProblem } from './core/errors.js';
 import { parseDuration } from './core/duration.js';
 
-export const BACKENDS = ['embedded'] as const;
+export const BACKENDS = ['embedded', 'nats'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -35,17 +35,54 @@ export interface Config {
   /** How long delivered events are kept for replay, in ms. */
   readonly retention: number;
   readonly logLevel: LogLevel;
+  /** NATS server URLs, comma separated (nats backend). */
+  readonly natsUrl: string;
+  readonly natsUser?: string;
+  readonly natsPassword?: string;
+  readonly natsToken?: string;
+  /** File holding a user NKey seed (`SU...`). */
+  readonly natsNkeyFile?: string;
+  /** A `.creds` file (user JWT and NKey seed). */
+  readonly natsCredsFile?: string;
+  /** Use TLS, trusting the system's CAs unless natsTlsCa is set. */
+  readonly natsTls: boolean;
+  readonly natsTlsCa?: string;
+  readonly natsTlsCert?: string;
+  readonly natsTlsKey?: string;
+  /** Prefix of every stream, subject, consumer and bucket of the nats backend. */
+  readonly natsPrefix: string;
+  /** Replicas of each stream the nats backend creates. */
+  readonly natsReplicas: number;
+  /** Largest size of one broker's stream in bytes; 0: no limit. */
+  readonly natsMaxBytes: number;
+  /** JetStream de-duplication window of published events, in ms. */
+  readonly natsDuplicateWindow: number;
+  /** How long JetStream waits for a sign of life of a delivery before handing it out again, in ms. */
+  readonly natsAckWait: number;
 }
 
-type Kind = 'port' | 'string' | 'backend' | 'size' | 'duration' | 'count' | 'logLevel';
+type Kind =
+  | 'port'
+  | 'string'
+  | 'backend'
+  | 'size'
+  | 'duration'
+  | 'count'
+  | 'logLevel'
+  | 'boolean'
+  | 'urlList'
+  | 'prefix';
 
-interface OptionSpec {
+export interface OptionSpec {
   readonly key: keyof Config;
   readonly flag: string;
   readonly kind: Kind;
   /** Smallest value of a size option (default 1KiB); 0 allows 0 to mean "no limit". */
   readonly min?: number;
-  readonly default: string;
+  /** Largest value of a count option (default 100000). */
+  readonly max?: number;
+  /** The value when no source sets one; none: the option is absent from the Config. */
+  readonly default?: string;
   readonly help: string;
 }
 
@@ -69,7 +106,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     flag: 'data-dir',
     kind: 'string',
     default: './data',
-    help: 'Directory of the embedded backend (its SQLite database and lock file).',
+    help: 'Directory of the embedded backend (its SQLite database and lock file); not used by the nats backend.',
   },
   {
     key: 'backend',
@@ -135,6 +172,105 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: 'info',
     help: `Log level: ${LOG_LEVELS.join(', ')}.`,
   },
+  {
+    key: 'natsUrl',
+    flag: 'nats-url',
+    kind: 'urlList',
+    default: 'nats://127.0.0.1:4222',
+    help: 'NATS server(s) of the nats backend, comma separated (nats://host:port, tls://host:port).',
+  },
+  {
+    key: 'natsUser',
+    flag: 'nats-user',
+    kind: 'string',
+    help: 'NATS user name; needs --nats-password.',
+  },
+  {
+    key: 'natsPassword',
+    flag: 'nats-password',
+    kind: 'string',
+    help: 'NATS password of --nats-user (prefer the environment or the config file to a flag).',
+  },
+  {
+    key: 'natsToken',
+    flag: 'nats-token',
+    kind: 'string',
+    help: 'NATS authentication token (prefer the environment or the config file to a flag).',
+  },
+  {
+    key: 'natsNkeyFile',
+    flag: 'nats-nkey-file',
+    kind: 'string',
+    help: 'File holding a NATS user NKey seed (SU...).',
+  },
+  {
+    key: 'natsCredsFile',
+    flag: 'nats-creds-file',
+    kind: 'string',
+    help: 'NATS credentials file (.creds: a user JWT and its NKey seed).',
+  },
+  {
+    key: 'natsTls',
+    flag: 'nats-tls',
+    kind: 'boolean',
+    default: 'false',
+    help: 'Connect to NATS over TLS, trusting the system CAs (implied by the --nats-tls-* files).',
+  },
+  {
+    key: 'natsTlsCa',
+    flag: 'nats-tls-ca',
+    kind: 'string',
+    help: 'PEM file of the CA(s) that signed the NATS server certificate.',
+  },
+  {
+    key: 'natsTlsCert',
+    flag: 'nats-tls-cert',
+    kind: 'string',
+    help: 'PEM client certificate for NATS (TLS client authentication); needs --nats-tls-key.',
+  },
+  {
+    key: 'natsTlsKey',
+    flag: 'nats-tls-key',
+    kind: 'string',
+    help: 'PEM private key of --nats-tls-cert.',
+  },
+  {
+    key: 'natsPrefix',
+    flag: 'nats-prefix',
+    kind: 'prefix',
+    default: 'tributary',
+    help: 'Prefix of the NATS streams, subjects, consumers and buckets (letters, digits, - and _).',
+  },
+  {
+    key: 'natsReplicas',
+    flag: 'nats-replicas',
+    kind: 'count',
+    max: 5,
+    default: '1',
+    help: 'Replicas of each JetStream stream (1 to 5; at most the servers of the cluster).',
+  },
+  {
+    key: 'natsMaxBytes',
+    flag: 'nats-max-bytes',
+    kind: 'size',
+    min: 0,
+    default: '0',
+    help: "Largest size of one broker's JetStream stream (bytes, or with KiB/MiB/GiB; 0: no limit).",
+  },
+  {
+    key: 'natsDuplicateWindow',
+    flag: 'nats-duplicate-window',
+    kind: 'duration',
+    default: '2m',
+    help: 'How long JetStream drops a repeated event (same source and id); at most --retention.',
+  },
+  {
+    key: 'natsAckWait',
+    flag: 'nats-ack-wait',
+    kind: 'duration',
+    default: '30s',
+    help: 'How long a delivery of a crashed replica waits before another replica takes it over.',
+  },
 ];
 
 /** Environment variable of an option: --data-dir -> TRIBUTARY_DATA_DIR. */
@@ -169,9 +305,47 @@ export function parseHumanDuration(text: string): number | undefined {
   return parseDuration(text.trim());
 }
 
+const TRUE_WORDS = ['true', 'yes', 'on', '1'];
+const FALSE_WORDS = ['false', 'no', 'off', '0'];
+const PREFIX = /^[A-Za-z0-9_-]{1,32}$/;
+const HOST_PORT = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?$/;
+
+/** `text` with any `user:password@` taken out of URLs, for messages. */
+export function redactUrls(text: string): string {
+  return text.replace(/([a-z]+:\/\/)[^/@,\s]*@/gi, '$1***@');
+}
+
+/** Why one entry of a NATS server list is not usable, or undefined when it is. */
+function natsServerProblem(entry: string): string | undefined {
+  if (entry === '') return 'has an empty entry';
+  if (entry.includes('://')) {
+    let url: URL;
+    try {
+      url = new URL(entry);
+    } catch {
+      return `"${redactUrls(entry)}" is not a URL`;
+    }
+    if (url.protocol !== 'nats:' && url.protocol !== 'tls:') {
+      return `"${redactUrls(entry)}": use nats:// or tls://`;
+    }
+    if (url.hostname === '') return `"${redactUrls(entry)}" has no host`;
+    return undefined;
+  }
+  const m = HOST_PORT.exec(entry);
+  if (m === null || (m[1] !== undefined && Number(m[1]) > 65535)) {
+    return `"${redactUrls(entry)}" is neither a nats:// URL nor host:port`;
+  }
+  return undefined;
+}
+
 function convert(spec: OptionSpec, raw: unknown): { value?: unknown; problem?: string } {
+  if (spec.kind === 'boolean' && typeof raw === 'boolean') return { value: raw };
   const text = typeof raw === 'number' ? String(raw) : raw;
-  if (typeof text !== 'string') return { problem: 'must be a string or a number' };
+  if (typeof text !== 'string') {
+    return {
+      problem: spec.kind === 'boolean' ? 'must be true or false' : 'must be a string or a number',
+    };
+  }
   switch (spec.kind) {
     case 'port': {
       const n = DECIMAL.test(text.trim()) ? Number(text) : NaN;
@@ -181,9 +355,10 @@ function convert(spec: OptionSpec, raw: unknown): { value?: unknown; problem?: s
     }
     case 'count': {
       const n = DECIMAL.test(text.trim()) ? Number(text) : NaN;
-      return Number.isInteger(n) && n >= 1 && n <= 100_000
+      const max = spec.max ?? 100_000;
+      return Number.isInteger(n) && n >= 1 && n <= max
         ? { value: n }
-        : { problem: `"${text}" is not a whole number between 1 and 100000` };
+        : { problem: `"${text}" is not a whole number between 1 and ${max}` };
     }
     case 'size': {
       const m = SIZE.exec(text.trim());
@@ -211,6 +386,25 @@ function convert(spec: OptionSpec, raw: unknown): { value?: unknown; problem?: s
         : { problem: `"${text}" is not a log level; choose one of ${LOG_LEVELS.join(', ')}` };
     case 'string':
       return text.trim() === '' ? { problem: 'must not be empty' } : { value: text };
+    case 'boolean': {
+      const word = text.trim().toLowerCase();
+      if (TRUE_WORDS.includes(word)) return { value: true };
+      if (FALSE_WORDS.includes(word)) return { value: false };
+      return { problem: `"${text}" is not true or false (also yes/no, on/off, 1/0)` };
+    }
+    case 'urlList': {
+      if (text.trim() === '') return { problem: 'must not be empty' };
+      const entries = text.split(',').map((s) => s.trim());
+      for (const entry of entries) {
+        const problem = natsServerProblem(entry);
+        if (problem !== undefined) return { problem: `server list ${problem}` };
+      }
+      return { value: entries.join(',') };
+    }
+    case 'prefix':
+      return PREFIX.test(text)
+        ? { value: text }
+        : { problem: `"${text}" is not 1 to 32 letters, digits, "-" or "_"` };
   }
 }
 
@@ -260,6 +454,8 @@ export function loadConfig(sources: ConfigSources): Config {
     if (!known.has(key)) problems.push({ field: `config file: ${key}`, message: 'unknown option' });
   }
   const result: Record<string, unknown> = {};
+  /** The field each value came from (`--port`, `TRIBUTARY_PORT`, `config file: port`, `default`). */
+  const origin = new Map<keyof Config, string>();
   for (const spec of OPTIONS) {
     const env = envName(spec.flag);
     const candidates: [string, unknown][] = [
@@ -269,14 +465,73 @@ export function loadConfig(sources: ConfigSources): Config {
       [`config file: ${spec.key}`, file[spec.key]],
       ['default', spec.default],
     ];
-    const [field, raw] = candidates.find(([, value]) => value !== undefined && value !== null)!;
+    const found = candidates.find(([, value]) => value !== undefined && value !== null);
+    // An option without a default that no source sets stays absent.
+    if (found === undefined) continue;
+    const [field, raw] = found;
+    origin.set(spec.key, field);
     const { value, problem } = convert(spec, raw);
     if (problem !== undefined) problems.push({ field, message: problem });
     else result[spec.key] = value;
   }
+  problems.push(...crossCheck(result, origin));
   if (problems.length > 0) {
     const detail = problems.map((p) => `${p.field}: ${p.message}`).join('\n  ');
     throw new TributaryError('CONFIG_INVALID', `Invalid configuration:\n  ${detail}`, { problems });
   }
   return Object.freeze(result as unknown as Config);
+}
+
+/** How an option is named in messages: `--nats-user (TRIBUTARY_NATS_USER, natsUser)`. */
+function allNames(key: keyof Config): string {
+  const spec = OPTIONS.find((o) => o.key === key)!;
+  return `--${spec.flag} (${envName(spec.flag)}, ${spec.key})`;
+}
+
+/** Problems of options that are valid alone but not together. */
+function crossCheck(
+  config: Partial<Config>,
+  origin: ReadonlyMap<keyof Config, string>,
+): FieldProblem[] {
+  const problems: FieldProblem[] = [];
+  const given = (key: keyof Config): boolean => config[key] !== undefined;
+  const pairs: [keyof Config, keyof Config, string][] = [
+    ['natsUser', 'natsPassword', 'a NATS user needs a password'],
+    ['natsPassword', 'natsUser', 'a NATS password needs a user'],
+    ['natsTlsCert', 'natsTlsKey', 'a TLS client certificate needs its key'],
+    ['natsTlsKey', 'natsTlsCert', 'a TLS client key needs its certificate'],
+  ];
+  for (const [key, needed, message] of pairs) {
+    if (given(key) && !given(needed)) {
+      problems.push({ field: origin.get(key)!, message: `${message}: set ${allNames(needed)}` });
+    }
+  }
+  const auth = (['natsUser', 'natsToken', 'natsNkeyFile', 'natsCredsFile'] as const).filter(given);
+  if (auth.length > 1) {
+    problems.push({
+      field: auth.map((key) => origin.get(key)!).join(', '),
+      message:
+        'choose one NATS authentication: a user and password, a token, an NKey seed file or a credentials file',
+    });
+  }
+  if (
+    config.backend === 'nats' &&
+    config.natsDuplicateWindow !== undefined &&
+    config.retention !== undefined &&
+    config.natsDuplicateWindow > config.retention
+  ) {
+    // JetStream refuses a stream whose duplicate window is longer than its maximum age.
+    problems.push({
+      field: (['natsDuplicateWindow', 'retention'] as const)
+        .map((key) => {
+          const field = origin.get(key)!;
+          return field === 'default'
+            ? `--${OPTIONS.find((o) => o.key === key)!.flag} (default)`
+            : field;
+        })
+        .join(', '),
+      message: 'the NATS duplicate window must not be longer than the retention',
+    });
+  }
+  return problems;
 }

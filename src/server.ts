@@ -12,7 +12,7 @@ import { healthPlugin } from './api/health.js';
 import { ingressPlugin } from './api/ingress.js';
 import { managementPlugin } from './api/management.js';
 import { installProblemHandlers } from './api/problem.js';
-import type { Config } from './config.js';
+import { redactUrls, type Config } from './config.js';
 import { DEFAULT_BROKER, DEFAULT_NAMESPACE } from './core/resources/types.js';
 
 export interface RunningServer {
@@ -23,7 +23,7 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-async function openBackend(config: Config): Promise<Backend> {
+async function openBackend(config: Config, log: FastifyBaseLogger): Promise<Backend> {
   switch (config.backend) {
     case 'embedded':
       return createEmbeddedBackend({
@@ -31,6 +31,45 @@ async function openBackend(config: Config): Promise<Backend> {
         retentionMs: config.retention,
         maxSizeBytes: config.maxStoreSize,
       });
+    case 'nats': {
+      // Loaded only when chosen: the embedded backend does not pay for the NATS client.
+      const { createNatsBackend } = await import('./backends/nats/index.js');
+      // Nothing is written to --data-dir: streams, consumers and resources all live in NATS.
+      return createNatsBackend({
+        url: config.natsUrl,
+        user: config.natsUser,
+        password: config.natsPassword,
+        token: config.natsToken,
+        nkeySeedFile: config.natsNkeyFile,
+        credentialsFile: config.natsCredsFile,
+        tls: config.natsTls,
+        tlsCaFile: config.natsTlsCa,
+        tlsCertFile: config.natsTlsCert,
+        tlsKeyFile: config.natsTlsKey,
+        prefix: config.natsPrefix,
+        streams: {
+          replicas: config.natsReplicas,
+          maxBytes: config.natsMaxBytes === 0 ? undefined : config.natsMaxBytes,
+          duplicateWindowMs: config.natsDuplicateWindow,
+          ackWaitMs: config.natsAckWait,
+          maxAgeMs: config.retention,
+        },
+        onConnection: (up) => {
+          if (up) log.info('NATS connection restored');
+          else log.warn('NATS connection lost: the ingress answers 503 until it is back');
+        },
+      });
+    }
+  }
+}
+
+/** Where the backend keeps its data, for the start-up log line (no credentials). */
+function storeLocation(config: Config): Record<string, string> {
+  switch (config.backend) {
+    case 'embedded':
+      return { dataDir: config.dataDir };
+    case 'nats':
+      return { nats: redactUrls(config.natsUrl), natsPrefix: config.natsPrefix };
   }
 }
 
@@ -47,7 +86,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   let ready = false;
   let closing = false;
 
-  const backend = await openBackend(config);
+  const backend = await openBackend(config, log);
   const controlPlane = new ControlPlane({
     backend,
     triggerConcurrency: config.triggerConcurrency,
@@ -118,7 +157,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}`;
   ready = true;
-  log.info({ url, backend: backend.name, dataDir: config.dataDir }, 'tributary ready');
+  log.info({ url, backend: backend.name, ...storeLocation(config) }, 'tributary ready');
 
   let closed: Promise<void> | undefined;
   return {

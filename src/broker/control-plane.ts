@@ -385,11 +385,16 @@ export class ControlPlane {
     };
     if (state.dispatcher !== undefined) {
       await state.dispatcher.update(target);
-      return;
+    } else {
+      const dispatcher = new TriggerDispatcher(target, this.dispatcherOptions);
+      await dispatcher.start();
+      state.dispatcher = dispatcher;
     }
-    const dispatcher = new TriggerDispatcher(target, this.dispatcherOptions);
-    await dispatcher.start();
-    state.dispatcher = dispatcher;
+    // With several replicas, each one logs when a change took effect in it.
+    this.options.log.info(
+      { trigger: `${stored.key.namespace}/${stored.key.name}`, revision: stored.revision },
+      'trigger applied',
+    );
   }
 
   private async deleteTrigger(key: ResourceKey): Promise<void> {

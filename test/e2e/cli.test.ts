@@ -54,6 +54,25 @@ describe('tributary CLI', () => {
     expect(unknownCommand.code).toBe(2);
   });
 
+  it('takes a boolean option alone or with a value, and checks options that go together', async () => {
+    // --nats-tls alone means true; the run then stops at the missing password, before any I/O.
+    for (const args of [['--nats-tls'], ['--nats-tls', 'yes'], ['--nats-tls=false']]) {
+      const { code, stderr } = await cli(['serve', ...args, '--nats-user', 'alice']);
+      expect(code).toBe(2);
+      expect(stderr).toContain('--nats-user: a NATS user needs a password');
+      expect(stderr).not.toContain('--nats-tls');
+    }
+    const bad = await cli(['serve', '--nats-tls', 'maybe']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--nats-tls: "maybe" is not true or false');
+    const twice = await cli(['serve', '--backend', 'nats'], {
+      TRIBUTARY_NATS_TOKEN: 't',
+      TRIBUTARY_NATS_CREDS_FILE: 'u.creds',
+    });
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toContain('TRIBUTARY_NATS_TOKEN, TRIBUTARY_NATS_CREDS_FILE');
+  });
+
   it('takes options from a YAML file, the environment and flags, flags first', async () => {
     const dir = tempDir();
     const file = path.join(dir, 'tributary.yaml');

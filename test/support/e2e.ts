@@ -1,6 +1,9 @@
 /**
  * One server per test file: `useServer()` starts the CLI before the file's tests and stops it,
  * with every receiver and temporary directory, after them.
+ *
+ * With `TRIBUTARY_TEST_BACKEND=nats` (the `nats` project in vitest.config.ts) the server runs on
+ * the NATS backend at `NATS_URL`, with a prefix of the file's own that is removed afterwards.
  */
 import { afterAll, beforeAll, expect } from 'vitest';
 import { Receiver } from './receiver.js';
@@ -11,7 +14,11 @@ import {
   startServer,
   type ServerProcess,
 } from './server-process.js';
+import { natsRequired, NATS_URL, removeStreams, uniquePrefix } from './nats.js';
 import { removeTempDirs, tempDir } from './temp-dir.js';
+
+/** The backend the e2e servers run on: `embedded` unless TRIBUTARY_TEST_BACKEND says otherwise. */
+export const TEST_BACKEND = process.env.TRIBUTARY_TEST_BACKEND ?? 'embedded';
 
 export interface ServerFixture {
   readonly server: ServerProcess;
@@ -40,12 +47,24 @@ export function useServer(args: readonly string[] = []): ServerFixture {
   let brokers = 0;
   let events = 0;
 
+  const prefix = TEST_BACKEND === 'nats' ? uniquePrefix() : undefined;
+
   beforeAll(async () => {
-    server = await startServer({ dataDir: tempDir(), args });
+    const backendArgs: string[] = [];
+    if (prefix !== undefined) {
+      if (!(await natsRequired('the e2e tests on the NATS backend'))) {
+        throw new Error(`NATS is not reachable at ${NATS_URL}`);
+      }
+      // A short ack wait: a delivery given back by a stopping server comes back soon.
+      backendArgs.push('--backend', 'nats', '--nats-url', NATS_URL, '--nats-prefix', prefix);
+      backendArgs.push('--nats-ack-wait', '2s');
+    }
+    server = await startServer({ dataDir: tempDir(), args: [...backendArgs, ...args] });
   });
   afterAll(async () => {
     await server?.stop();
     await Promise.all(receivers.map((r) => r.stop()));
+    if (prefix !== undefined) await removeStreams(prefix);
     removeTempDirs();
   });
 

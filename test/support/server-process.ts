@@ -15,8 +15,11 @@ export interface ServerProcess {
   readonly child: ChildProcess;
   /** Everything the process wrote so far (stdout and stderr). */
   output(): string;
-  /** Resolves once the process has written `text` (stdout or stderr); fails after `timeoutMs`. */
-  waitForOutput(text: string, timeoutMs?: number): Promise<void>;
+  /**
+   * Resolves once the process has written `text` (stdout or stderr), or once everything it wrote
+   * satisfies the predicate; fails after `timeoutMs`.
+   */
+  waitForOutput(text: string | ((output: string) => boolean), timeoutMs?: number): Promise<void>;
   /** Resolves with the exit code (or signal) once the process has exited. */
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** SIGTERM, then wait for exit. */
@@ -52,10 +55,10 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
     { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';
-  const outputWaiters = new Set<{ text: string; resolve: () => void }>();
+  const outputWaiters = new Set<{ text: (output: string) => boolean; resolve: () => void }>();
   const wakeOutputWaiters = (): void => {
     for (const w of outputWaiters) {
-      if (output.includes(w.text)) {
+      if (w.text(output)) {
         outputWaiters.delete(w);
         w.resolve();
       }
@@ -95,13 +98,16 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
     url,
     child,
     output: () => output,
-    waitForOutput: (text, timeoutMs = 20_000) => {
-      if (output.includes(text)) return Promise.resolve();
+    waitForOutput: (wanted, timeoutMs = 20_000) => {
+      const text = typeof wanted === 'string' ? (all: string) => all.includes(wanted) : wanted;
+      if (text(output)) return Promise.resolve();
       return new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => {
           outputWaiters.delete(waiter);
           reject(
-            new Error(`the server did not write "${text}" in ${timeoutMs} ms; output:\n${output}`),
+            new Error(
+              `the server did not write ${typeof wanted === 'string' ? `"${wanted}"` : 'what was awaited'} in ${timeoutMs} ms; output:\n${output}`,
+            ),
           );
         }, timeoutMs);
         const waiter = {

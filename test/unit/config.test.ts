@@ -60,7 +60,40 @@ describe('loadConfig defaults', () => {
       deliveryTimeout: 30_000,
       retention: 86_400_000,
       logLevel: 'info',
+      natsUrl: 'nats://127.0.0.1:4222',
+      natsTls: false,
+      natsPrefix: 'tributary',
+      natsReplicas: 1,
+      natsMaxBytes: 0,
+      natsDuplicateWindow: 120_000,
+      natsAckWait: 30_000,
     });
+  });
+
+  it('leaves options without a default out when no source sets them', () => {
+    const config = load();
+    for (const key of [
+      'natsUser',
+      'natsPassword',
+      'natsToken',
+      'natsNkeyFile',
+      'natsCredsFile',
+      'natsTlsCa',
+      'natsTlsCert',
+      'natsTlsKey',
+    ]) {
+      expect(key in config, key).toBe(false);
+    }
+    expect(OPTIONS.filter((o) => o.default === undefined).map((o) => o.key)).toEqual([
+      'natsUser',
+      'natsPassword',
+      'natsToken',
+      'natsNkeyFile',
+      'natsCredsFile',
+      'natsTlsCa',
+      'natsTlsCert',
+      'natsTlsKey',
+    ]);
   });
 
   it('returns a frozen object', () => {
@@ -320,11 +353,12 @@ describe('counts', () => {
 });
 
 describe('enumerations and strings', () => {
-  it('backend accepts embedded only', () => {
+  it('backend accepts embedded and nats only', () => {
     expect(load({ flags: { backend: 'embedded' } }).backend).toBe('embedded');
-    for (const bad of ['kafka', 'Embedded', '']) {
+    expect(load({ env: { TRIBUTARY_BACKEND: 'nats' } }).backend).toBe('nats');
+    for (const bad of ['kafka', 'Embedded', 'NATS', '']) {
       expect(failure({ flags: { backend: bad } }).problems).toEqual([
-        { field: '--backend', message: `"${bad}" is not a backend; choose one of embedded` },
+        { field: '--backend', message: `"${bad}" is not a backend; choose one of embedded, nats` },
       ]);
     }
   });
@@ -379,6 +413,18 @@ describe('config file', () => {
         'deliveryTimeout: 3s',
         'retention: 4s',
         'logLevel: trace',
+        'natsUrl: nats://n1:4222,nats://n2:4222',
+        'natsUser: u',
+        'natsPassword: p',
+        'natsTls: true',
+        'natsTlsCa: ca.pem',
+        'natsTlsCert: c.pem',
+        'natsTlsKey: k.pem',
+        'natsPrefix: tb',
+        'natsReplicas: 3',
+        'natsMaxBytes: 1GiB',
+        'natsDuplicateWindow: 1s',
+        'natsAckWait: 5s',
         '',
       ].join('\n'),
     );
@@ -395,6 +441,18 @@ describe('config file', () => {
       deliveryTimeout: 3000,
       retention: 4000,
       logLevel: 'trace',
+      natsUrl: 'nats://n1:4222,nats://n2:4222',
+      natsUser: 'u',
+      natsPassword: 'p',
+      natsTls: true,
+      natsTlsCa: 'ca.pem',
+      natsTlsCert: 'c.pem',
+      natsTlsKey: 'k.pem',
+      natsPrefix: 'tb',
+      natsReplicas: 3,
+      natsMaxBytes: 1024 ** 3,
+      natsDuplicateWindow: 1000,
+      natsAckWait: 5000,
     });
   });
 
@@ -441,7 +499,7 @@ describe('all problems at once', () => {
     const file = configFile('logLevel: loud\nretention: forever\nbogus: 1\n');
     const e = failure({
       flags: { port: '70000', 'max-event-size': '10' },
-      env: { TRIBUTARY_TRIGGER_CONCURRENCY: '0', TRIBUTARY_BACKEND: 'nats' },
+      env: { TRIBUTARY_TRIGGER_CONCURRENCY: '0', TRIBUTARY_BACKEND: 'kafka' },
       configFile: file,
     });
     expect(e.status).toBe(500);
@@ -460,7 +518,7 @@ describe('all problems at once', () => {
     expect(lines.slice(1)).toEqual([
       '  config file: bogus: unknown option',
       '  --port: "70000" is not a port number (0-65535)',
-      '  TRIBUTARY_BACKEND: "nats" is not a backend; choose one of embedded',
+      '  TRIBUTARY_BACKEND: "kafka" is not a backend; choose one of embedded, nats',
       '  --max-event-size: "10" is not a size of at least 1KiB (e.g. 1048576, 512KiB, 1MiB)',
       '  TRIBUTARY_TRIGGER_CONCURRENCY: "0" is not a whole number between 1 and 100000',
       '  config file: retention: "forever" is not a positive duration (e.g. 500ms, 30s, 5m, PT30S)',
@@ -472,6 +530,262 @@ describe('all problems at once', () => {
     expect(problemFields({ flags: { port: 'x' } })).toEqual(['--port']);
     expect(problemFields({ env: { TRIBUTARY_PORT: 'x' } })).toEqual(['TRIBUTARY_PORT']);
     expect(problemFields({ configFile: configFile('port: x\n') })).toEqual(['config file: port']);
+  });
+});
+
+describe('nats options', () => {
+  it('each comes from its flag, env variable and config file key', () => {
+    const cases: [string, string, string, unknown][] = [
+      ['nats-url', 'nats://10.0.0.1:4222', 'natsUrl', 'nats://10.0.0.1:4222'],
+      ['nats-user', 'alice', 'natsUser', 'alice'],
+      ['nats-password', 'pw', 'natsPassword', 'pw'],
+      ['nats-token', 'tok', 'natsToken', 'tok'],
+      ['nats-nkey-file', '/etc/t/user.nk', 'natsNkeyFile', '/etc/t/user.nk'],
+      ['nats-creds-file', '/etc/t/user.creds', 'natsCredsFile', '/etc/t/user.creds'],
+      ['nats-tls', 'true', 'natsTls', true],
+      ['nats-tls-ca', 'ca.pem', 'natsTlsCa', 'ca.pem'],
+      ['nats-tls-cert', 'c.pem', 'natsTlsCert', 'c.pem'],
+      ['nats-tls-key', 'k.pem', 'natsTlsKey', 'k.pem'],
+      ['nats-prefix', 'blue_team-2', 'natsPrefix', 'blue_team-2'],
+      ['nats-replicas', '3', 'natsReplicas', 3],
+      ['nats-max-bytes', '10MiB', 'natsMaxBytes', 10 * 1_048_576],
+      ['nats-duplicate-window', '30s', 'natsDuplicateWindow', 30_000],
+      ['nats-ack-wait', '2s', 'natsAckWait', 2_000],
+    ];
+    // The pairs that must come together are given together; the rest alone.
+    const partner: Record<string, [string, string]> = {
+      'nats-user': ['nats-password', 'x'],
+      'nats-password': ['nats-user', 'x'],
+      'nats-tls-cert': ['nats-tls-key', 'x'],
+      'nats-tls-key': ['nats-tls-cert', 'x'],
+    };
+    for (const [flag, text, key, value] of cases) {
+      const extra = partner[flag];
+      const flags: Record<string, string> = { [flag]: text };
+      const env: Record<string, string> = { [envName(flag)]: text };
+      let yaml = `${key}: ${text}\n`;
+      if (extra !== undefined) {
+        const [otherFlag, otherText] = extra;
+        const otherKey = OPTIONS.find((o) => o.flag === otherFlag)!.key;
+        flags[otherFlag] = otherText;
+        env[envName(otherFlag)] = otherText;
+        yaml += `${otherKey}: ${otherText}\n`;
+      }
+      expect(load({ flags })[key as keyof Config], `--${flag}`).toEqual(value);
+      expect(load({ env })[key as keyof Config], envName(flag)).toEqual(value);
+      expect(load({ configFile: configFile(yaml) })[key as keyof Config], key).toEqual(value);
+    }
+  });
+
+  it('an empty env variable leaves an optional option absent; an empty flag is refused', () => {
+    expect('natsToken' in load({ env: { TRIBUTARY_NATS_TOKEN: '' } })).toBe(false);
+    expect(failure({ flags: { 'nats-token': ' ' } }).problems).toEqual([
+      { field: '--nats-token', message: 'must not be empty' },
+    ]);
+  });
+
+  it.each([
+    ['nats://127.0.0.1:4222', 'nats://127.0.0.1:4222'],
+    ['nats://a:4222,nats://b:4222', 'nats://a:4222,nats://b:4222'],
+    [' nats://a:4222 , tls://b:4443 ', 'nats://a:4222,tls://b:4443'],
+    ['nats://user:pw@a:4222', 'nats://user:pw@a:4222'],
+    ['demo.nats.io', 'demo.nats.io'],
+    ['127.0.0.1:4222', '127.0.0.1:4222'],
+    ['[::1]:4222', '[::1]:4222'],
+    ['nats://[::1]:4222', 'nats://[::1]:4222'],
+  ])('nats-url accepts %j', (text, url) => {
+    expect(load({ flags: { 'nats-url': text } }).natsUrl).toBe(url);
+  });
+
+  it.each([
+    ['', 'must not be empty'],
+    ['nats://a:4222,,nats://b:4222', 'server list has an empty entry'],
+    ['nats://a:4222,', 'server list has an empty entry'],
+    ['http://a:4222', 'server list "http://a:4222": use nats:// or tls://'],
+    ['nats://a b', 'server list "nats://a b" is not a URL'],
+    ['a:99999', 'server list "a:99999" is neither a nats:// URL nor host:port'],
+    ['a/b', 'server list "a/b" is neither a nats:// URL nor host:port'],
+  ])('nats-url refuses %j', (text, message) => {
+    expect(failure({ flags: { 'nats-url': text } }).problems).toEqual([
+      { field: '--nats-url', message },
+    ]);
+  });
+
+  it('nats-url keeps passwords out of its messages', () => {
+    const e = failure({ env: { TRIBUTARY_NATS_URL: 'http://bob:hunter2@a:4222' } });
+    expect(e.message).not.toContain('hunter2');
+    expect(e.problems).toEqual([
+      {
+        field: 'TRIBUTARY_NATS_URL',
+        message: 'server list "http://***@a:4222": use nats:// or tls://',
+      },
+    ]);
+  });
+
+  it.each([
+    ['true', true],
+    ['TRUE', true],
+    ['yes', true],
+    ['on', true],
+    ['1', true],
+    ['false', false],
+    ['No', false],
+    ['off', false],
+    ['0', false],
+  ])('nats-tls %j is %s', (text, value) => {
+    expect(load({ env: { TRIBUTARY_NATS_TLS: text } }).natsTls).toBe(value);
+  });
+
+  it('nats-tls takes YAML booleans and refuses other words and values', () => {
+    expect(load({ configFile: configFile('natsTls: true\n') }).natsTls).toBe(true);
+    expect(load({ configFile: configFile('natsTls: false\n') }).natsTls).toBe(false);
+    expect(load({ configFile: configFile('natsTls: 1\n') }).natsTls).toBe(true);
+    expect(failure({ flags: { 'nats-tls': 'maybe' } }).problems).toEqual([
+      { field: '--nats-tls', message: '"maybe" is not true or false (also yes/no, on/off, 1/0)' },
+    ]);
+    expect(failure({ configFile: configFile('natsTls: [true]\n') }).problems).toEqual([
+      { field: 'config file: natsTls', message: 'must be true or false' },
+    ]);
+    // Other options still refuse YAML booleans.
+    expect(failure({ configFile: configFile('natsUser: true\n') }).problems[0]).toEqual({
+      field: 'config file: natsUser',
+      message: 'must be a string or a number',
+    });
+  });
+
+  it.each(['a.b', 'a b', 'a*', '', 'x'.repeat(33), 'tribu>'])('nats-prefix refuses %j', (text) => {
+    expect(failure({ flags: { 'nats-prefix': text } }).problems).toEqual([
+      { field: '--nats-prefix', message: `"${text}" is not 1 to 32 letters, digits, "-" or "_"` },
+    ]);
+  });
+
+  it('nats-replicas is 1 to 5', () => {
+    expect(load({ flags: { 'nats-replicas': '5' } }).natsReplicas).toBe(5);
+    for (const bad of ['0', '6', '2.5', 'three']) {
+      expect(failure({ flags: { 'nats-replicas': bad } }).problems).toEqual([
+        { field: '--nats-replicas', message: `"${bad}" is not a whole number between 1 and 5` },
+      ]);
+    }
+    // The other counts keep their own limit.
+    expect(load({ flags: { 'trigger-concurrency': '6' } }).triggerConcurrency).toBe(6);
+  });
+
+  it('nats-max-bytes accepts 0 (no limit) and sizes from 1KiB', () => {
+    expect(load({ flags: { 'nats-max-bytes': '0' } }).natsMaxBytes).toBe(0);
+    expect(load({ flags: { 'nats-max-bytes': '2GiB' } }).natsMaxBytes).toBe(2 * 1024 ** 3);
+    expect(failure({ flags: { 'nats-max-bytes': '100' } }).problems).toEqual([
+      {
+        field: '--nats-max-bytes',
+        message: '"100" is not a size of at least 1KiB (or 0) (e.g. 1048576, 512KiB, 1MiB)',
+      },
+    ]);
+  });
+
+  it('nats-duplicate-window is a positive duration', () => {
+    expect(load({ flags: { 'nats-duplicate-window': 'PT5M' } }).natsDuplicateWindow).toBe(300_000);
+    expect(problemFields({ flags: { 'nats-duplicate-window': '0s' } })).toEqual([
+      '--nats-duplicate-window',
+    ]);
+  });
+});
+
+describe('nats options that go together', () => {
+  it('a user needs a password, and a password a user', () => {
+    expect(failure({ flags: { 'nats-user': 'alice' } }).problems).toEqual([
+      {
+        field: '--nats-user',
+        message:
+          'a NATS user needs a password: set --nats-password (TRIBUTARY_NATS_PASSWORD, natsPassword)',
+      },
+    ]);
+    expect(failure({ env: { TRIBUTARY_NATS_PASSWORD: 'pw' } }).problems).toEqual([
+      {
+        field: 'TRIBUTARY_NATS_PASSWORD',
+        message: 'a NATS password needs a user: set --nats-user (TRIBUTARY_NATS_USER, natsUser)',
+      },
+    ]);
+    // From different sources together is fine.
+    const config = load({
+      flags: { 'nats-user': 'alice' },
+      configFile: configFile('natsPassword: pw\n'),
+    });
+    expect(config).toMatchObject({ natsUser: 'alice', natsPassword: 'pw' });
+  });
+
+  it('a client certificate needs its key, and a key its certificate', () => {
+    expect(failure({ configFile: configFile('natsTlsCert: c.pem\n') }).problems).toEqual([
+      {
+        field: 'config file: natsTlsCert',
+        message:
+          'a TLS client certificate needs its key: set --nats-tls-key (TRIBUTARY_NATS_TLS_KEY, natsTlsKey)',
+      },
+    ]);
+    expect(problemFields({ flags: { 'nats-tls-key': 'k.pem' } })).toEqual(['--nats-tls-key']);
+    expect(
+      load({ flags: { 'nats-tls-cert': 'c.pem' }, env: { TRIBUTARY_NATS_TLS_KEY: 'k.pem' } }),
+    ).toMatchObject({ natsTlsCert: 'c.pem', natsTlsKey: 'k.pem' });
+  });
+
+  it('a CA file alone is fine (a server certificate from a private CA, no client certificate)', () => {
+    expect(load({ flags: { 'nats-tls-ca': 'ca.pem' } }).natsTlsCa).toBe('ca.pem');
+  });
+
+  it('refuses more than one way to authenticate, naming each field', () => {
+    const e = failure({
+      flags: { 'nats-user': 'alice', 'nats-password': 'pw' },
+      env: { TRIBUTARY_NATS_TOKEN: 'tok' },
+      configFile: configFile('natsCredsFile: u.creds\n'),
+    });
+    expect(e.problems).toEqual([
+      {
+        field: '--nats-user, TRIBUTARY_NATS_TOKEN, config file: natsCredsFile',
+        message:
+          'choose one NATS authentication: a user and password, a token, an NKey seed file or a credentials file',
+      },
+    ]);
+    expect(problemFields({ flags: { 'nats-token': 't', 'nats-nkey-file': 'u.nk' } })).toEqual([
+      '--nats-token, --nats-nkey-file',
+    ]);
+    expect(
+      problemFields({ env: { TRIBUTARY_NATS_NKEY_FILE: 'u.nk', TRIBUTARY_NATS_CREDS_FILE: 'c' } }),
+    ).toEqual(['TRIBUTARY_NATS_NKEY_FILE, TRIBUTARY_NATS_CREDS_FILE']);
+  });
+
+  it('each single way to authenticate is accepted, with TLS on top', () => {
+    for (const flags of [
+      { 'nats-user': 'a', 'nats-password': 'p' },
+      { 'nats-token': 't' },
+      { 'nats-nkey-file': 'u.nk' },
+      { 'nats-creds-file': 'u.creds' },
+    ]) {
+      expect(() =>
+        load({ flags: { ...flags, 'nats-tls-cert': 'c.pem', 'nats-tls-key': 'k.pem' } }),
+      ).not.toThrow();
+    }
+  });
+
+  it('reports the cross-checks along with the other problems', () => {
+    const e = failure({ flags: { port: 'x', 'nats-user': 'alice', 'nats-tls-cert': 'c.pem' } });
+    expect(e.problems.map((p) => p.field)).toEqual(['--port', '--nats-user', '--nats-tls-cert']);
+  });
+
+  it('with the nats backend, the duplicate window may not be longer than the retention', () => {
+    expect(failure({ flags: { backend: 'nats', retention: '1m' } }).problems).toEqual([
+      {
+        field: '--nats-duplicate-window (default), --retention',
+        message: 'the NATS duplicate window must not be longer than the retention',
+      },
+    ]);
+    expect(
+      problemFields({
+        env: { TRIBUTARY_BACKEND: 'nats', TRIBUTARY_NATS_DUPLICATE_WINDOW: '2d' },
+      }),
+    ).toEqual(['TRIBUTARY_NATS_DUPLICATE_WINDOW, --retention (default)']);
+    expect(
+      load({ flags: { backend: 'nats', retention: '1m', 'nats-duplicate-window': '1m' } }),
+    ).toMatchObject({ retention: 60_000, natsDuplicateWindow: 60_000 });
+    // The embedded backend has no duplicate window: a short retention stays valid there.
+    expect(load({ flags: { retention: '1m' } }).retention).toBe(60_000);
   });
 });
 

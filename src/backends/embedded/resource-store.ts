@@ -3,6 +3,7 @@
  * same revision twice, even across delete and re-create), writes through the group commit, and a
  * change feed whose listeners are called right after each commit, in commit order.
  */
+import { copyKey, describeKey } from '../resource-key.js';
 import type { Database, Statement } from 'better-sqlite3';
 import { TributaryError } from '../../core/errors.js';
 import type { Collection, Resource, ResourceKey } from '../../core/resources/types.js';
@@ -25,25 +26,6 @@ function toStored(row: ResourceRow): StoredResource {
     resource: JSON.parse(row.body) as Resource,
     revision: row.revision,
   };
-}
-
-function describe(key: ResourceKey): string {
-  return `${key.collection} ${key.namespace}/${key.name}`;
-}
-
-function copyKey(key: ResourceKey): ResourceKey {
-  const copy = { collection: key.collection, namespace: key.namespace, name: key.name };
-  if (
-    typeof copy.collection !== 'string' ||
-    typeof copy.namespace !== 'string' ||
-    typeof copy.name !== 'string'
-  ) {
-    throw new TributaryError(
-      'BAD_REQUEST',
-      'A resource key needs a collection, a namespace and a name',
-    );
-  }
-  return Object.freeze(copy);
 }
 
 export class EmbeddedResourceStore implements ResourceStore {
@@ -157,7 +139,7 @@ export class EmbeddedResourceStore implements ResourceStore {
   create(key: ResourceKey, resource: Resource): Promise<StoredResource> {
     return this.put(key, resource, (current) => {
       if (current !== undefined) {
-        throw new TributaryError('CONFLICT', `${describe(key)} already exists`);
+        throw new TributaryError('CONFLICT', `${describeKey(key)} already exists`);
       }
     });
   }
@@ -165,12 +147,12 @@ export class EmbeddedResourceStore implements ResourceStore {
   update(key: ResourceKey, resource: Resource, expectedRevision: number): Promise<StoredResource> {
     return this.put(key, resource, (current) => {
       if (current === undefined) {
-        throw new TributaryError('CONFLICT', `${describe(key)} does not exist`);
+        throw new TributaryError('CONFLICT', `${describeKey(key)} does not exist`);
       }
       if (current.revision !== expectedRevision) {
         throw new TributaryError(
           'CONFLICT',
-          `${describe(key)} is at revision ${current.revision}, not ${expectedRevision}`,
+          `${describeKey(key)} is at revision ${current.revision}, not ${expectedRevision}`,
         );
       }
     });
@@ -192,7 +174,7 @@ export class EmbeddedResourceStore implements ResourceStore {
         if (expectedRevision !== undefined && current.revision !== expectedRevision) {
           throw new TributaryError(
             'CONFLICT',
-            `${describe(key)} is at revision ${current.revision}, not ${expectedRevision}`,
+            `${describeKey(key)} is at revision ${current.revision}, not ${expectedRevision}`,
           );
         }
         this.sql.delete.run(collection, namespace, name);
