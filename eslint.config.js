@@ -3,7 +3,15 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['dist/', 'dist-bench/', 'node_modules/', 'data/', 'coverage/', 'benchmarks/results/'],
+    ignores: [
+      'dist/',
+      'dist-bench/',
+      'dist-scripts/',
+      'node_modules/',
+      'data/',
+      'coverage/',
+      'benchmarks/results/',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,

@@ -25,6 +25,20 @@ export default defineConfig({
           env: { TRIBUTARY_TEST_BACKEND: 'nats' },
         },
       },
+      {
+        // And with the server on the Kafka backend.
+        extends: true,
+        test: {
+          name: 'kafka',
+          include: [
+            'test/e2e/delivery*.test.ts',
+            'test/e2e/filters.test.ts',
+            'test/e2e/fidelity.test.ts',
+            'test/e2e/management.test.ts',
+          ],
+          env: { TRIBUTARY_TEST_BACKEND: 'kafka' },
+        },
+      },
     ],
   },
 });

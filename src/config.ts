@@ -10,7 +10,9 @@ import { parse as parseYaml } from 'yaml';
 import { TributaryError, type FieldProblem } from './core/errors.js';
 import { parseDuration } from './core/duration.js';
 
-export const BACKENDS = ['embedded', 'nats'] as const;
+export const BACKENDS = ['embedded', 'nats', 'kafka'] as const;
+export const SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
+export type SaslMechanismName = (typeof SASL_MECHANISMS)[number];
 export type BackendName = (typeof BACKENDS)[number];
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -59,6 +61,19 @@ export interface Config {
   readonly natsDuplicateWindow: number;
   /** How long JetStream waits for a sign of life of a delivery before handing it out again, in ms. */
   readonly natsAckWait: number;
+  /** Bootstrap servers of the kafka backend, comma separated `host:port`. */
+  readonly kafkaBrokers: string;
+  readonly kafkaPrefix: string;
+  /** Partitions of a new broker topic. */
+  readonly kafkaPartitions: number;
+  readonly kafkaReplicationFactor: number;
+  readonly kafkaSaslMechanism?: SaslMechanismName;
+  readonly kafkaSaslUsername?: string;
+  readonly kafkaSaslPassword?: string;
+  readonly kafkaTls: boolean;
+  readonly kafkaTlsCa?: string;
+  readonly kafkaTlsCert?: string;
+  readonly kafkaTlsKey?: string;
 }
 
 type Kind =
@@ -71,6 +86,8 @@ type Kind =
   | 'logLevel'
   | 'boolean'
   | 'urlList'
+  | 'hostList'
+  | 'saslMechanism'
   | 'prefix';
 
 export interface OptionSpec {
@@ -271,6 +288,79 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: '30s',
     help: 'How long a delivery of a crashed replica waits before another replica takes it over.',
   },
+  {
+    key: 'kafkaBrokers',
+    flag: 'kafka-brokers',
+    kind: 'hostList',
+    default: '127.0.0.1:9092',
+    help: 'Bootstrap servers of the kafka backend, comma separated host:port.',
+  },
+  {
+    key: 'kafkaPrefix',
+    flag: 'kafka-prefix',
+    kind: 'prefix',
+    default: 'tributary',
+    help: 'Prefix of the Kafka topics and consumer groups (letters, digits, - and _).',
+  },
+  {
+    key: 'kafkaPartitions',
+    flag: 'kafka-partitions',
+    kind: 'count',
+    max: 10_000,
+    default: '10',
+    help: 'Partitions of a new broker topic (events of one partitionkey stay in one partition).',
+  },
+  {
+    key: 'kafkaReplicationFactor',
+    flag: 'kafka-replication-factor',
+    kind: 'count',
+    max: 32,
+    default: '1',
+    help: 'Replication factor of the topics Tributary creates (at most the brokers of the cluster).',
+  },
+  {
+    key: 'kafkaSaslMechanism',
+    flag: 'kafka-sasl-mechanism',
+    kind: 'saslMechanism',
+    help: `SASL mechanism: ${SASL_MECHANISMS.join(', ')}; needs --kafka-sasl-username and --kafka-sasl-password.`,
+  },
+  {
+    key: 'kafkaSaslUsername',
+    flag: 'kafka-sasl-username',
+    kind: 'string',
+    help: 'SASL user name.',
+  },
+  {
+    key: 'kafkaSaslPassword',
+    flag: 'kafka-sasl-password',
+    kind: 'string',
+    help: 'SASL password (prefer the environment or the config file to a flag).',
+  },
+  {
+    key: 'kafkaTls',
+    flag: 'kafka-tls',
+    kind: 'boolean',
+    default: 'false',
+    help: 'Connect to Kafka with TLS, trusting the system CAs (implied by the three below).',
+  },
+  {
+    key: 'kafkaTlsCa',
+    flag: 'kafka-tls-ca',
+    kind: 'string',
+    help: "PEM file of the CA that signed the Kafka brokers' certificates.",
+  },
+  {
+    key: 'kafkaTlsCert',
+    flag: 'kafka-tls-cert',
+    kind: 'string',
+    help: 'PEM client certificate for Kafka; needs --kafka-tls-key.',
+  },
+  {
+    key: 'kafkaTlsKey',
+    flag: 'kafka-tls-key',
+    kind: 'string',
+    help: 'PEM key of the Kafka client certificate.',
+  },
 ];
 
 /** Environment variable of an option: --data-dir -> TRIBUTARY_DATA_DIR. */
@@ -401,6 +491,24 @@ function convert(spec: OptionSpec, raw: unknown): { value?: unknown; problem?: s
       }
       return { value: entries.join(',') };
     }
+    case 'hostList': {
+      const entries = text.split(',').map((entry) => entry.trim());
+      for (const entry of entries) {
+        const m = /^([^\s:/]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(entry);
+        if (m === null || Number(m[2]) < 1 || Number(m[2]) > 65535) {
+          return { problem: `"${entry}" is not host:port` };
+        }
+      }
+      return { value: entries.join(',') };
+    }
+    case 'saslMechanism': {
+      const lower = text.trim().toLowerCase();
+      return (SASL_MECHANISMS as readonly string[]).includes(lower)
+        ? { value: lower }
+        : {
+            problem: `"${text}" is not a SASL mechanism; choose one of ${SASL_MECHANISMS.join(', ')}`,
+          };
+    }
     case 'prefix':
       return PREFIX.test(text)
         ? { value: text }
@@ -500,6 +608,12 @@ function crossCheck(
     ['natsPassword', 'natsUser', 'a NATS password needs a user'],
     ['natsTlsCert', 'natsTlsKey', 'a TLS client certificate needs its key'],
     ['natsTlsKey', 'natsTlsCert', 'a TLS client key needs its certificate'],
+    ['kafkaSaslMechanism', 'kafkaSaslUsername', 'a SASL mechanism needs a user name'],
+    ['kafkaSaslMechanism', 'kafkaSaslPassword', 'a SASL mechanism needs a password'],
+    ['kafkaSaslUsername', 'kafkaSaslMechanism', 'a SASL user name needs a mechanism'],
+    ['kafkaSaslPassword', 'kafkaSaslMechanism', 'a SASL password needs a mechanism'],
+    ['kafkaTlsCert', 'kafkaTlsKey', 'a TLS client certificate needs its key'],
+    ['kafkaTlsKey', 'kafkaTlsCert', 'a TLS client key needs its certificate'],
   ];
   for (const [key, needed, message] of pairs) {
     if (given(key) && !given(needed)) {

@@ -60,6 +60,36 @@ async function openBackend(config: Config, log: FastifyBaseLogger): Promise<Back
         },
       });
     }
+    case 'kafka': {
+      const { createKafkaBackend } = await import('./backends/kafka/index.js');
+      // Nothing is written to --data-dir: topics and consumer groups live in Kafka.
+      return createKafkaBackend({
+        brokers: config.kafkaBrokers.split(','),
+        prefix: config.kafkaPrefix,
+        topics: {
+          partitions: config.kafkaPartitions,
+          replicationFactor: config.kafkaReplicationFactor,
+          retentionMs: config.retention,
+        },
+        ...(config.kafkaSaslMechanism === undefined
+          ? {}
+          : {
+              sasl: {
+                mechanism: config.kafkaSaslMechanism,
+                username: config.kafkaSaslUsername ?? '',
+                password: config.kafkaSaslPassword ?? '',
+              },
+            }),
+        tls: config.kafkaTls,
+        tlsCaFile: config.kafkaTlsCa,
+        tlsCertFile: config.kafkaTlsCert,
+        tlsKeyFile: config.kafkaTlsKey,
+        onConnection: (up) => {
+          if (up) log.info('Kafka connection restored');
+          else log.warn('Kafka cannot take writes: the ingress answers 503 until it can');
+        },
+      });
+    }
   }
 }
 
@@ -70,6 +100,8 @@ function storeLocation(config: Config): Record<string, string> {
       return { dataDir: config.dataDir };
     case 'nats':
       return { nats: redactUrls(config.natsUrl), natsPrefix: config.natsPrefix };
+    case 'kafka':
+      return { kafka: config.kafkaBrokers, kafkaPrefix: config.kafkaPrefix };
   }
 }
 

@@ -17,4 +17,11 @@ export interface BackendHarness {
   reopen?(): Promise<Backend>;
   /** Releases everything the harness created (closes what is still open, removes data). */
   cleanup(): Promise<void>;
+  /**
+   * How the members of one subscription share its events. `event` (the default): any member with
+   * room takes the next event, as from a queue (embedded, NATS). `partition`: each member owns
+   * some partitions of the log and only it takes their events, as in a Kafka consumer group; an
+   * event waits for its partition's owner even when another member has room.
+   */
+  readonly sharing?: 'event' | 'partition';
 }

@@ -2,8 +2,10 @@
  * One server per test file: `useServer()` starts the CLI before the file's tests and stops it,
  * with every receiver and temporary directory, after them.
  *
- * With `TRIBUTARY_TEST_BACKEND=nats` (the `nats` project in vitest.config.ts) the server runs on
- * the NATS backend at `NATS_URL`, with a prefix of the file's own that is removed afterwards.
+ * With `TRIBUTARY_TEST_BACKEND=nats` or `kafka` (the `nats` and `kafka` projects in
+ * vitest.config.ts) the server runs on that backend, with a prefix of the file's own whose streams
+ * or topics are removed afterwards. Kafka broker topics get one partition, so that events without
+ * a partitionkey keep their order as on the other backends.
  */
 import { afterAll, beforeAll, expect } from 'vitest';
 import { Receiver } from './receiver.js';
@@ -14,6 +16,13 @@ import {
   startServer,
   type ServerProcess,
 } from './server-process.js';
+import {
+  deleteGroupsByPrefix,
+  deleteTopicsByPrefix,
+  KAFKA_BROKERS,
+  kafkaRequired,
+  uniqueTopicPrefix,
+} from './kafka.js';
 import { natsRequired, NATS_URL, removeStreams, uniquePrefix } from './nats.js';
 import { removeTempDirs, tempDir } from './temp-dir.js';
 
@@ -48,9 +57,17 @@ export function useServer(args: readonly string[] = []): ServerFixture {
   let events = 0;
 
   const prefix = TEST_BACKEND === 'nats' ? uniquePrefix() : undefined;
+  const kafkaPrefix = TEST_BACKEND === 'kafka' ? uniqueTopicPrefix() : undefined;
 
   beforeAll(async () => {
     const backendArgs: string[] = [];
+    if (kafkaPrefix !== undefined) {
+      if (!(await kafkaRequired('the e2e tests on the Kafka backend'))) {
+        throw new Error(`Kafka is not reachable at ${KAFKA_BROKERS.join(',')}`);
+      }
+      backendArgs.push('--backend', 'kafka', '--kafka-brokers', KAFKA_BROKERS.join(','));
+      backendArgs.push('--kafka-prefix', kafkaPrefix, '--kafka-partitions', '1');
+    }
     if (prefix !== undefined) {
       if (!(await natsRequired('the e2e tests on the NATS backend'))) {
         throw new Error(`NATS is not reachable at ${NATS_URL}`);
@@ -65,6 +82,10 @@ export function useServer(args: readonly string[] = []): ServerFixture {
     await server?.stop();
     await Promise.all(receivers.map((r) => r.stop()));
     if (prefix !== undefined) await removeStreams(prefix);
+    if (kafkaPrefix !== undefined) {
+      await deleteTopicsByPrefix(kafkaPrefix);
+      await deleteGroupsByPrefix(kafkaPrefix).catch(() => {});
+    }
     removeTempDirs();
   });
 

@@ -3,14 +3,8 @@
  * JWTs (operator, account, user; the NATS JWT v2 claims, signed with ed25519 NKeys) and `.creds`
  * files, and a TLS CA with server and client certificates (openssl).
  */
-import { execFile } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { nkeys } from '@nats-io/transport-node';
-
-const run = promisify(execFile);
 
 export type KeyPair = ReturnType<typeof nkeys.createUser>;
 
@@ -145,85 +139,4 @@ export function credsFileText(jwt: string, user: KeyPair): string {
   ].join('\n');
 }
 
-export interface TlsFiles {
-  readonly caCert: string;
-  readonly serverCert: string;
-  readonly serverKey: string;
-  readonly clientCert: string;
-  readonly clientKey: string;
-}
-
-async function openssl(dir: string, args: string[]): Promise<void> {
-  try {
-    await run('openssl', args, { cwd: dir });
-  } catch (error) {
-    const e = error as { message: string; stderr?: string };
-    throw new Error(`openssl ${args.join(' ')} failed: ${e.stderr ?? e.message}`);
-  }
-}
-
-/** A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files in `dir`. */
-export async function createTlsFiles(dir: string): Promise<TlsFiles> {
-  const file = (name: string): string => path.join(dir, name);
-  const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await openssl(dir, [
-    'req',
-    '-x509',
-    ...ecKey,
-    '-keyout',
-    file('ca-key.pem'),
-    '-out',
-    file('ca.pem'),
-    '-days',
-    '2',
-    '-subj',
-    '/CN=Tributary test CA',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-  ]);
-  const issue = async (name: string, subject: string, extensions: string): Promise<void> => {
-    writeFileSync(file(`${name}.ext`), extensions, 'utf8');
-    await openssl(dir, [
-      'req',
-      ...ecKey,
-      '-keyout',
-      file(`${name}-key.pem`),
-      '-out',
-      file(`${name}.csr`),
-      '-subj',
-      subject,
-    ]);
-    await openssl(dir, [
-      'x509',
-      '-req',
-      '-in',
-      file(`${name}.csr`),
-      '-CA',
-      file('ca.pem'),
-      '-CAkey',
-      file('ca-key.pem'),
-      '-CAcreateserial',
-      '-days',
-      '2',
-      '-extfile',
-      file(`${name}.ext`),
-      '-out',
-      file(`${name}.pem`),
-    ]);
-  };
-  await issue(
-    'server',
-    '/CN=127.0.0.1',
-    'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n',
-  );
-  await issue('client', '/CN=tributary-test-client', 'extendedKeyUsage=clientAuth\n');
-  return {
-    caCert: file('ca.pem'),
-    serverCert: file('server.pem'),
-    serverKey: file('server-key.pem'),
-    clientCert: file('client.pem'),
-    clientKey: file('client-key.pem'),
-  };
-}
+export { createTlsFiles, type TlsFiles } from './test-ca.js';

@@ -67,6 +67,11 @@ describe('loadConfig defaults', () => {
       natsMaxBytes: 0,
       natsDuplicateWindow: 120_000,
       natsAckWait: 30_000,
+      kafkaBrokers: '127.0.0.1:9092',
+      kafkaPrefix: 'tributary',
+      kafkaPartitions: 10,
+      kafkaReplicationFactor: 1,
+      kafkaTls: false,
     });
   });
 
@@ -81,6 +86,12 @@ describe('loadConfig defaults', () => {
       'natsTlsCa',
       'natsTlsCert',
       'natsTlsKey',
+      'kafkaSaslMechanism',
+      'kafkaSaslUsername',
+      'kafkaSaslPassword',
+      'kafkaTlsCa',
+      'kafkaTlsCert',
+      'kafkaTlsKey',
     ]) {
       expect(key in config, key).toBe(false);
     }
@@ -93,6 +104,12 @@ describe('loadConfig defaults', () => {
       'natsTlsCa',
       'natsTlsCert',
       'natsTlsKey',
+      'kafkaSaslMechanism',
+      'kafkaSaslUsername',
+      'kafkaSaslPassword',
+      'kafkaTlsCa',
+      'kafkaTlsCert',
+      'kafkaTlsKey',
     ]);
   });
 
@@ -353,12 +370,16 @@ describe('counts', () => {
 });
 
 describe('enumerations and strings', () => {
-  it('backend accepts embedded and nats only', () => {
+  it('backend accepts embedded, nats and kafka only', () => {
     expect(load({ flags: { backend: 'embedded' } }).backend).toBe('embedded');
     expect(load({ env: { TRIBUTARY_BACKEND: 'nats' } }).backend).toBe('nats');
-    for (const bad of ['kafka', 'Embedded', 'NATS', '']) {
+    expect(load({ flags: { backend: 'kafka' } }).backend).toBe('kafka');
+    for (const bad of ['rabbitmq', 'Embedded', 'NATS', '']) {
       expect(failure({ flags: { backend: bad } }).problems).toEqual([
-        { field: '--backend', message: `"${bad}" is not a backend; choose one of embedded, nats` },
+        {
+          field: '--backend',
+          message: `"${bad}" is not a backend; choose one of embedded, nats, kafka`,
+        },
       ]);
     }
   });
@@ -453,6 +474,11 @@ describe('config file', () => {
       natsMaxBytes: 1024 ** 3,
       natsDuplicateWindow: 1000,
       natsAckWait: 5000,
+      kafkaBrokers: '127.0.0.1:9092',
+      kafkaPrefix: 'tributary',
+      kafkaPartitions: 10,
+      kafkaReplicationFactor: 1,
+      kafkaTls: false,
     });
   });
 
@@ -499,7 +525,7 @@ describe('all problems at once', () => {
     const file = configFile('logLevel: loud\nretention: forever\nbogus: 1\n');
     const e = failure({
       flags: { port: '70000', 'max-event-size': '10' },
-      env: { TRIBUTARY_TRIGGER_CONCURRENCY: '0', TRIBUTARY_BACKEND: 'kafka' },
+      env: { TRIBUTARY_TRIGGER_CONCURRENCY: '0', TRIBUTARY_BACKEND: 'rabbitmq' },
       configFile: file,
     });
     expect(e.status).toBe(500);
@@ -518,7 +544,7 @@ describe('all problems at once', () => {
     expect(lines.slice(1)).toEqual([
       '  config file: bogus: unknown option',
       '  --port: "70000" is not a port number (0-65535)',
-      '  TRIBUTARY_BACKEND: "kafka" is not a backend; choose one of embedded, nats',
+      '  TRIBUTARY_BACKEND: "rabbitmq" is not a backend; choose one of embedded, nats, kafka',
       '  --max-event-size: "10" is not a size of at least 1KiB (e.g. 1048576, 512KiB, 1MiB)',
       '  TRIBUTARY_TRIGGER_CONCURRENCY: "0" is not a whole number between 1 and 100000',
       '  config file: retention: "forever" is not a positive duration (e.g. 500ms, 30s, 5m, PT30S)',
@@ -551,21 +577,44 @@ describe('nats options', () => {
       ['nats-max-bytes', '10MiB', 'natsMaxBytes', 10 * 1_048_576],
       ['nats-duplicate-window', '30s', 'natsDuplicateWindow', 30_000],
       ['nats-ack-wait', '2s', 'natsAckWait', 2_000],
+      ['kafka-brokers', 'k1:9092,k2:9093', 'kafkaBrokers', 'k1:9092,k2:9093'],
+      ['kafka-prefix', 'team-a', 'kafkaPrefix', 'team-a'],
+      ['kafka-partitions', '3', 'kafkaPartitions', 3],
+      ['kafka-replication-factor', '3', 'kafkaReplicationFactor', 3],
+      ['kafka-sasl-mechanism', 'SCRAM-SHA-512', 'kafkaSaslMechanism', 'scram-sha-512'],
+      ['kafka-sasl-username', 'u', 'kafkaSaslUsername', 'u'],
+      ['kafka-sasl-password', 'p', 'kafkaSaslPassword', 'p'],
+      ['kafka-tls', 'true', 'kafkaTls', true],
+      ['kafka-tls-ca', 'ca.pem', 'kafkaTlsCa', 'ca.pem'],
+      ['kafka-tls-cert', 'c.pem', 'kafkaTlsCert', 'c.pem'],
+      ['kafka-tls-key', 'k.pem', 'kafkaTlsKey', 'k.pem'],
     ];
     // The pairs that must come together are given together; the rest alone.
-    const partner: Record<string, [string, string]> = {
-      'nats-user': ['nats-password', 'x'],
-      'nats-password': ['nats-user', 'x'],
-      'nats-tls-cert': ['nats-tls-key', 'x'],
-      'nats-tls-key': ['nats-tls-cert', 'x'],
+    const partner: Record<string, [string, string][]> = {
+      'nats-user': [['nats-password', 'x']],
+      'nats-password': [['nats-user', 'x']],
+      'nats-tls-cert': [['nats-tls-key', 'x']],
+      'nats-tls-key': [['nats-tls-cert', 'x']],
+      'kafka-sasl-mechanism': [
+        ['kafka-sasl-username', 'x'],
+        ['kafka-sasl-password', 'x'],
+      ],
+      'kafka-sasl-username': [
+        ['kafka-sasl-mechanism', 'plain'],
+        ['kafka-sasl-password', 'x'],
+      ],
+      'kafka-sasl-password': [
+        ['kafka-sasl-mechanism', 'plain'],
+        ['kafka-sasl-username', 'x'],
+      ],
+      'kafka-tls-cert': [['kafka-tls-key', 'x']],
+      'kafka-tls-key': [['kafka-tls-cert', 'x']],
     };
     for (const [flag, text, key, value] of cases) {
-      const extra = partner[flag];
       const flags: Record<string, string> = { [flag]: text };
       const env: Record<string, string> = { [envName(flag)]: text };
       let yaml = `${key}: ${text}\n`;
-      if (extra !== undefined) {
-        const [otherFlag, otherText] = extra;
+      for (const [otherFlag, otherText] of partner[flag] ?? []) {
         const otherKey = OPTIONS.find((o) => o.flag === otherFlag)!.key;
         flags[otherFlag] = otherText;
         env[envName(otherFlag)] = otherText;
@@ -679,6 +728,30 @@ describe('nats options', () => {
         message: '"100" is not a size of at least 1KiB (or 0) (e.g. 1048576, 512KiB, 1MiB)',
       },
     ]);
+  });
+
+  it('kafka options: host:port lists, SASL mechanisms, and SASL settings that come together', () => {
+    expect(problemFields({ flags: { 'kafka-brokers': 'k1' } })).toEqual(['--kafka-brokers']);
+    expect(problemFields({ flags: { 'kafka-brokers': 'k1:99999' } })).toEqual(['--kafka-brokers']);
+    expect(problemFields({ flags: { 'kafka-sasl-mechanism': 'gssapi' } })).toContain(
+      '--kafka-sasl-mechanism',
+    );
+    expect(problemFields({ flags: { 'kafka-sasl-username': 'u' } })).toEqual([
+      '--kafka-sasl-username',
+    ]);
+    expect(problemFields({ flags: { 'kafka-sasl-mechanism': 'plain' } })).toEqual([
+      '--kafka-sasl-mechanism',
+      '--kafka-sasl-mechanism',
+    ]);
+    expect(
+      load({
+        flags: {
+          'kafka-sasl-mechanism': 'plain',
+          'kafka-sasl-username': 'u',
+          'kafka-sasl-password': 'p',
+        },
+      }).kafkaSaslMechanism,
+    ).toBe('plain');
   });
 
   it('nats-duplicate-window is a positive duration', () => {

@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
 import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
 import { percentEncodeHeaderValue, tryDecodeHeaderValue } from '../../core/codec/percent.js';
 import type { AttributeValue, CloudEvent, EventData } from '../../core/event.js';
+import { attributeTypes, parseAttributeTypes, typedValue } from '../attribute-types.js';
 
 export const CE_PREFIX = 'ce-';
 export const TYPES_HEADER = 'tributary-types';
@@ -48,13 +49,11 @@ export function encodeEvent(
   extra?: Readonly<Record<string, string>>,
 ): EncodedEvent {
   const headers = natsHeaders();
-  let types = '';
   for (const [name, value] of Object.entries(event.attributes)) {
     if (value === undefined) continue;
     headers.append(CE_PREFIX + name, percentEncodeHeaderValue(String(value)));
-    if (typeof value === 'number') types += `${types === '' ? '' : ','}${name}=n`;
-    else if (typeof value === 'boolean') types += `${types === '' ? '' : ','}${name}=b`;
   }
+  const types = attributeTypes(event.attributes);
   if (types !== '') headers.append(TYPES_HEADER, types);
   const data = event.data;
   let payload: Uint8Array = EMPTY;
@@ -67,27 +66,18 @@ export function encodeEvent(
   return { headers, payload };
 }
 
-function typed(text: string, type: string | undefined): AttributeValue {
-  if (type === 'n') return Number(text);
-  if (type === 'b') return text === 'true';
-  return text;
-}
-
 /** The event in a message written by `encodeEvent` (a copy: `payload` is not kept). */
 export function decodeEvent(headers: MsgHdrs, payload: Uint8Array): CloudEvent {
-  const types = new Map<string, string>();
-  const typeList = headers.has(TYPES_HEADER) ? headers.get(TYPES_HEADER) : '';
-  for (const entry of typeList.split(',')) {
-    const at = entry.lastIndexOf('=');
-    if (at > 0) types.set(entry.slice(0, at), entry.slice(at + 1));
-  }
+  const types = parseAttributeTypes(
+    headers.has(TYPES_HEADER) ? headers.get(TYPES_HEADER) : undefined,
+  );
   const attributes: Record<string, AttributeValue> = {};
   for (const [key, values] of headers) {
     if (!key.startsWith(CE_PREFIX) || values.length === 0) continue;
     const name = key.slice(CE_PREFIX.length);
     const decoded = tryDecodeHeaderValue(values[0]!);
     // We wrote these headers: an undecodable one can only be damage, kept rather than dropped.
-    attributes[name] = typed(decoded.ok ? decoded.value : values[0]!, types.get(name));
+    attributes[name] = typedValue(decoded.ok ? decoded.value : values[0]!, types.get(name));
   }
   Object.freeze(attributes);
   const kind = headers.has(DATA_HEADER) ? headers.get(DATA_HEADER) : undefined;

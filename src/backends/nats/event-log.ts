@@ -50,6 +50,7 @@ import type {
 import { decodeEvent, encodeEvent, messageId } from './codec.js';
 import type { NatsLink } from './connection.js';
 import { apiCode, isNoResponders, isNotFound, RETRY_AFTER_SECONDS, toTributary } from './errors.js';
+import { Handout, settleOnce } from '../handout.js';
 import { Names } from './names.js';
 
 export interface StreamOptions {
@@ -703,16 +704,11 @@ class Member implements SubscriptionHandle {
   private filter: EventFilter | undefined;
   private readonly ordered: boolean;
   private readonly maxInFlight: number;
-  private inFlight = 0;
   private reserved = 0;
   private closed = false;
   /** Fetched and not settled or given back: renewed by the heartbeat. */
   private readonly outstanding = new Set<Pending>();
-  /** Waiting for capacity, in arrival order. */
-  private readonly ready: Pending[] = [];
-  /** Ordered: the message each busy key waits on, and what waits behind it. */
-  private readonly busy = new Map<string, Pending>();
-  private readonly held = new Map<string, Pending[]>();
+  private readonly handout: Handout<Pending>;
   private capacityWaiter: (() => void) | undefined;
   private readonly pulls = new Set<Pull>();
   private readonly loops: Promise<void>[] = [];
@@ -735,6 +731,12 @@ class Member implements SubscriptionHandle {
     this.filter = options.filter;
     this.ordered = options.ordered === true;
     this.maxInFlight = Math.max(1, options.maxInFlight);
+    this.handout = new Handout<Pending>(
+      this.ordered,
+      this.maxInFlight,
+      (p) => this.handOver(p),
+      () => this.closed,
+    );
   }
 
   start(): void {
@@ -801,8 +803,7 @@ class Member implements SubscriptionHandle {
   private releaseWaiting(): boolean {
     const waiting: Pending[] = [];
     for (const p of this.outstanding) if (!p.out) waiting.push(p);
-    this.ready.length = 0;
-    this.held.clear();
+    this.handout.clear();
     return this.giveBack(waiting);
   }
 
@@ -847,19 +848,9 @@ class Member implements SubscriptionHandle {
     this.mainGeneration++;
     for (const pull of this.pulls) if ((pull as { source?: string }).source === 'main') pull.stop();
     // What came from the old consumer and is not out is dropped: the new one decides.
-    for (const p of [...this.outstanding]) {
-      if (p.source === 'main' && !p.out && p.timer === undefined) {
-        this.outstanding.delete(p);
-        const i = this.ready.indexOf(p);
-        if (i >= 0) this.ready.splice(i, 1);
-        const queue = this.held.get(p.key);
-        if (queue !== undefined) {
-          const at = queue.indexOf(p);
-          if (at >= 0) queue.splice(at, 1);
-        }
-        if (this.busy.get(p.key) === p) this.freeKey(p.key);
-      }
-    }
+    const stale = (p: Pending): boolean => p.source === 'main' && !p.out && p.timer === undefined;
+    for (const p of [...this.outstanding]) if (stale(p)) this.outstanding.delete(p);
+    this.handout.drop(stale);
   }
 
   private leaseKey(): string {
@@ -908,7 +899,7 @@ class Member implements SubscriptionHandle {
   }
 
   private free(): number {
-    return this.maxInFlight - this.inFlight - this.reserved - this.ready.length;
+    return this.maxInFlight - this.handout.inFlight - this.reserved - this.handout.waiting;
   }
 
   private waitForCapacity(): Promise<void> {
@@ -931,7 +922,9 @@ class Member implements SubscriptionHandle {
     const name = this.names.consumer(this.broker, this.id);
     while (!this.closed) {
       const room =
-        source === 'main' ? this.free() : this.maxInFlight - this.inFlight - this.ready.length;
+        source === 'main'
+          ? this.free()
+          : this.maxInFlight - this.handout.inFlight - this.handout.waiting;
       if (room <= 0) {
         await this.waitForCapacity();
         continue;
@@ -1031,14 +1024,14 @@ class Member implements SubscriptionHandle {
     }
     this.outstanding.add(p);
     if (wait <= 0) {
-      this.offer(p);
+      this.handout.offer(p);
       return;
     }
     // Not due yet: held here (renewed like a delivery) rather than nak-ed with the delay, which
     // nats-server 2.9 may hand out late by up to an ack wait.
     p.timer = setTimeout(() => {
       p.timer = undefined;
-      if (!this.closed && this.outstanding.has(p)) this.offer(p);
+      if (!this.closed && this.outstanding.has(p)) this.handout.offer(p);
     }, wait);
     p.timer.unref();
   }
@@ -1047,42 +1040,13 @@ class Member implements SubscriptionHandle {
     return `${this.names.key(this.broker, this.id)}.${p.source === 'main' ? 'm' : 'r'}${p.msg.seq}`;
   }
 
-  /** Hands `p` over now, or queues it behind its key or for capacity. */
-  private offer(p: Pending, first = false): void {
-    if (this.ordered) {
-      const blocker = this.busy.get(p.key);
-      if (blocker !== undefined && blocker !== p) {
-        const queue = this.held.get(p.key);
-        if (queue === undefined) this.held.set(p.key, [p]);
-        else queue.push(p);
-        return;
-      }
-      this.busy.set(p.key, p);
-    }
-    if (this.inFlight >= this.maxInFlight) {
-      if (first) this.ready.unshift(p);
-      else this.ready.push(p);
-      return;
-    }
-    this.handOver(p);
-  }
-
   private handOver(p: Pending): void {
-    this.inFlight++;
-    p.out = true;
-    let settled = false;
-    const settle = async (how: () => Promise<void>): Promise<void> => {
-      if (settled) return;
-      if (this.log.isClosed()) throw shuttingDown();
-      settled = true;
-      const done = this.log.track(how());
-      try {
-        await done;
-      } catch (error) {
-        settled = false;
-        throw toTributary(error, 'settle');
-      }
-    };
+    const once = settleOnce(
+      () => this.log.isClosed(),
+      shuttingDown,
+      (error) => toTributary(error, 'settle'),
+    );
+    const settle = (how: () => Promise<void>): Promise<void> => once(() => this.log.track(how()));
     const message: LogMessage = {
       event: p.event,
       position: p.origin,
@@ -1132,16 +1096,14 @@ class Member implements SubscriptionHandle {
       ...(note === undefined ? {} : { note }),
     });
     p.noted = true;
-    p.out = false;
-    this.inFlight--;
+    this.handout.release(p);
     this.signal();
-    this.pumpReady();
     p.timer = setTimeout(() => {
       p.timer = undefined;
       if (this.closed || !this.outstanding.has(p)) return;
       p.attempt++;
       p.note = note;
-      this.offer(p, true);
+      this.handout.offer(p, true);
     }, delay);
     p.timer.unref();
   }
@@ -1149,28 +1111,9 @@ class Member implements SubscriptionHandle {
   /** `p` is settled: free its slot and its key. */
   private done(p: Pending): void {
     this.outstanding.delete(p);
-    if (p.out) {
-      p.out = false;
-      this.inFlight--;
-    }
-    if (this.ordered && this.busy.get(p.key) === p) this.freeKey(p.key);
-    this.pumpReady();
+    this.handout.finish(p);
     this.signal();
     if (this.closed && this.outstanding.size === 0) this.onStopped();
-  }
-
-  private freeKey(key: string): void {
-    this.busy.delete(key);
-    const queue = this.held.get(key);
-    const next = queue?.shift();
-    if (queue !== undefined && queue.length === 0) this.held.delete(key);
-    if (next !== undefined && !this.closed) this.offer(next);
-  }
-
-  private pumpReady(): void {
-    while (!this.closed && this.ready.length > 0 && this.inFlight < this.maxInFlight) {
-      this.handOver(this.ready.shift()!);
-    }
   }
 }
 

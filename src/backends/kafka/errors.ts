@@ -1,0 +1,45 @@
+/** kafkajs errors as Tributary's typed errors. */
+import { isTributaryError, TributaryError } from '../../core/errors.js';
+
+/** Seconds a client is asked to wait while Kafka cannot take a write. */
+export const RETRY_AFTER_SECONDS = 1;
+
+interface KafkaLikeError {
+  readonly name?: string;
+  readonly type?: string;
+  readonly message?: string;
+  readonly cause?: unknown;
+  readonly originalError?: unknown;
+}
+
+function chain(error: unknown): KafkaLikeError[] {
+  const seen: KafkaLikeError[] = [];
+  let current: unknown = error;
+  while (current !== null && typeof current === 'object' && seen.length < 8) {
+    const e = current as KafkaLikeError;
+    seen.push(e);
+    current = e.originalError ?? e.cause;
+  }
+  return seen;
+}
+
+/** True when Kafka says the topic (or partition) does not exist. */
+export function isUnknownTopic(error: unknown): boolean {
+  return chain(error).some(
+    (e) =>
+      e.type === 'UNKNOWN_TOPIC_OR_PARTITION' ||
+      e.type === 'UNKNOWN_TOPIC_ID' ||
+      /does not host this topic-partition|unknown topic/i.test(e.message ?? ''),
+  );
+}
+
+/** `error` as a TributaryError: NOT_FOUND for a missing topic, else unavailable (503). */
+export function kafkaError(error: unknown, what: string): TributaryError {
+  if (isTributaryError(error)) return error;
+  if (isUnknownTopic(error)) return new TributaryError('NOT_FOUND', `${what}: not found`);
+  const message = (error as Error)?.message ?? String(error);
+  return new TributaryError('BACKEND_UNAVAILABLE', `${what}: Kafka: ${message}`, {
+    cause: error,
+    retryAfter: RETRY_AFTER_SECONDS,
+  });
+}

@@ -1,0 +1,121 @@
+/**
+ * The Kafka backend's security options (issue 7, item 4) against private brokers that require
+ * them: SASL PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, TLS with a client certificate, and SCRAM
+ * over TLS through the CLI's flags. The right settings open the backend and carry an event; wrong
+ * ones fail with a TributaryError that says why, instead of hanging.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Backend } from '../../src/backends/contracts.js';
+import { createKafkaBackend, type KafkaBackendOptions } from '../../src/backends/kafka/index.js';
+import { isTributaryError } from '../../src/core/errors.js';
+import {
+  privateKafkaRequired,
+  startPrivateKafka,
+  type PrivateKafka,
+  type SaslMechanism,
+} from '../support/kafka.js';
+import { binaryEvent, putResource, startServer } from '../support/server-process.js';
+import { removeTempDirs, tempDir } from '../support/temp-dir.js';
+
+const available = await privateKafkaRequired('the Kafka security tests');
+const USER = 'tributary';
+const PASSWORD = 'tributary-secret';
+
+describe.runIf(available)('Kafka backend: security options', () => {
+  const brokers: PrivateKafka[] = [];
+  afterAll(async () => {
+    for (const broker of brokers) await broker.close();
+    removeTempDirs();
+  });
+
+  async function broker(options: Parameters<typeof startPrivateKafka>[0]): Promise<PrivateKafka> {
+    const started = await startPrivateKafka({ ...options, users: { [USER]: PASSWORD } });
+    brokers.push(started);
+    return started;
+  }
+
+  /** Opens the backend, stores and reads nothing more than a broker's topic, and closes it. */
+  async function works(options: KafkaBackendOptions): Promise<void> {
+    const backend: Backend = await createKafkaBackend({ ...options, prefix: 'sec' });
+    try {
+      const ref = { namespace: 'default', name: `b${brokers.length}` };
+      await backend.eventLog.ensureBroker(ref);
+      await backend.eventLog.append(ref, [
+        { attributes: { specversion: '1.0', id: '1', source: '/sec', type: 'com.example.sec' } },
+      ]);
+    } finally {
+      await backend.close();
+    }
+  }
+
+  async function refused(options: KafkaBackendOptions, reason: RegExp): Promise<void> {
+    const error: unknown = await createKafkaBackend({ ...options, prefix: 'sec' }).then(
+      async (backend) => {
+        await backend.close();
+        return undefined;
+      },
+      (e: unknown) => e,
+    );
+    expect(isTributaryError(error), String(error)).toBe(true);
+    expect((error as Error).message).toMatch(reason);
+  }
+
+  for (const mechanism of ['plain', 'scram-sha-256', 'scram-sha-512'] as SaslMechanism[]) {
+    it(`SASL ${mechanism}: the right password works, a wrong one is refused`, async () => {
+      const kafka = await broker({ sasl: mechanism });
+      await works({
+        brokers: [kafka.bootstrap],
+        sasl: { mechanism, username: USER, password: PASSWORD },
+      });
+      await refused(
+        { brokers: [kafka.bootstrap], sasl: { mechanism, username: USER, password: 'wrong' } },
+        /authentication|SASL/i,
+      );
+    });
+  }
+
+  it('TLS with a client certificate works; without the certificate it is refused', async () => {
+    const kafka = await broker({ tls: { clientAuth: true } });
+    const tls = kafka.tls!;
+    await works({
+      brokers: [kafka.bootstrap],
+      tlsCaFile: tls.caFile,
+      tlsCertFile: tls.certFile,
+      tlsKeyFile: tls.keyFile,
+    });
+    await refused({ brokers: [kafka.bootstrap], tlsCaFile: tls.caFile }, /Kafka/);
+  });
+
+  it('SCRAM-SHA-512 over TLS through the CLI flags', async () => {
+    const kafka = await broker({ sasl: 'scram-sha-512', tls: true });
+    const server = await startServer({
+      dataDir: tempDir(),
+      args: [
+        '--backend',
+        'kafka',
+        '--kafka-brokers',
+        kafka.bootstrap,
+        '--kafka-tls-ca',
+        kafka.tls!.caFile,
+        '--kafka-sasl-mechanism',
+        'scram-sha-512',
+        '--kafka-sasl-username',
+        USER,
+      ],
+      // The password from the environment, as the help text advises.
+      env: { TRIBUTARY_KAFKA_SASL_PASSWORD: PASSWORD },
+    });
+    try {
+      expect(
+        (await putResource(server.url, 'brokers', 'default', 'sec', { spec: {} })).status,
+      ).toBe(201);
+      const response = await fetch(
+        `${server.url}/default/sec`,
+        binaryEvent({ specversion: '1.0', id: 'x', source: '/sec', type: 'com.example.sec' }),
+      );
+      expect(response.status).toBe(202);
+    } finally {
+      await server.stop();
+    }
+  });
+});
