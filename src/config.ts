@@ -67,6 +67,10 @@ export interface Config {
   /** Partitions of a new broker topic. */
   readonly kafkaPartitions: number;
   readonly kafkaReplicationFactor: number;
+  /** Name of a broker's topic: `{prefix}`, `{namespace}`, `{broker}`. */
+  readonly kafkaTopicTemplate: string;
+  /** More configs of new broker topics, `name=value,name=value`. */
+  readonly kafkaTopicConfig?: string;
   readonly kafkaSaslMechanism?: SaslMechanismName;
   readonly kafkaSaslUsername?: string;
   readonly kafkaSaslPassword?: string;
@@ -88,6 +92,8 @@ type Kind =
   | 'urlList'
   | 'hostList'
   | 'saslMechanism'
+  | 'topicTemplate'
+  | 'topicConfig'
   | 'prefix';
 
 export interface OptionSpec {
@@ -319,6 +325,19 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: 'Replication factor of the topics Tributary creates (at most the brokers of the cluster).',
   },
   {
+    key: 'kafkaTopicTemplate',
+    flag: 'kafka-topic-template',
+    kind: 'topicTemplate',
+    default: '{prefix}.{namespace}.{broker}',
+    help: "Name of a broker's topic, with {prefix}, {namespace} and {broker} (both of the last two).",
+  },
+  {
+    key: 'kafkaTopicConfig',
+    flag: 'kafka-topic-config',
+    kind: 'topicConfig',
+    help: 'More configs of new broker topics, name=value,name=value (e.g. compression.type=lz4).',
+  },
+  {
     key: 'kafkaSaslMechanism',
     flag: 'kafka-sasl-mechanism',
     kind: 'saslMechanism',
@@ -500,6 +519,28 @@ function convert(spec: OptionSpec, raw: unknown): { value?: unknown; problem?: s
         }
       }
       return { value: entries.join(',') };
+    }
+    case 'topicTemplate': {
+      const t = text.trim();
+      if (!t.includes('{namespace}') || !t.includes('{broker}')) {
+        return { problem: `"${text}" must contain {namespace} and {broker}` };
+      }
+      const sample = t.replaceAll(/\{(prefix|namespace|broker)\}/g, 'x');
+      return /^[A-Za-z0-9._-]+$/.test(sample)
+        ? { value: t }
+        : {
+            problem: `"${text}" may hold only letters, digits, ".", "_", "-" and the placeholders`,
+          };
+    }
+    case 'topicConfig': {
+      const entries = text
+        .split(',')
+        .map((e) => e.trim())
+        .filter((e) => e !== '');
+      for (const entry of entries) {
+        if (!/^[a-z0-9.]+=[^=]+$/.test(entry)) return { problem: `"${entry}" is not name=value` };
+      }
+      return entries.length > 0 ? { value: entries.join(',') } : { problem: 'must not be empty' };
     }
     case 'saslMechanism': {
       const lower = text.trim().toLowerCase();

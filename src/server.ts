@@ -70,6 +70,17 @@ async function openBackend(config: Config, log: FastifyBaseLogger): Promise<Back
           partitions: config.kafkaPartitions,
           replicationFactor: config.kafkaReplicationFactor,
           retentionMs: config.retention,
+          topicTemplate: config.kafkaTopicTemplate,
+          ...(config.kafkaTopicConfig === undefined
+            ? {}
+            : {
+                configs: Object.fromEntries(
+                  config.kafkaTopicConfig.split(',').map((entry) => {
+                    const at = entry.indexOf('=');
+                    return [entry.slice(0, at), entry.slice(at + 1)];
+                  }),
+                ),
+              }),
         },
         ...(config.kafkaSaslMechanism === undefined
           ? {}

@@ -1,50 +1,176 @@
 /**
- * Which backends a run measures. The harness takes a list (`--backends embedded,nats,kafka`, all
- * by default), runs those the CLI implements whose server is reachable, and records the others as
- * skipped with the reason.
+ * Which backends a run measures, and what each needs. The harness takes a list (`--backends
+ * embedded,nats,kafka`, all by default), runs those the CLI implements and this file supports
+ * whose server is reachable, and records the others as skipped with the reason.
  */
 import net from 'node:net';
 import { BACKENDS } from '../../src/config.js';
+import {
+  freshPrefix,
+  NATS_URL,
+  natsProblem,
+  natsUsage,
+  removeStreams,
+  type NatsUsage,
+} from './nats.js';
 
 export const ALL_BACKENDS = ['embedded', 'nats', 'kafka'] as const;
 
 /** Where each backend is planned, for backends the CLI does not offer yet. */
-const PLANNED: Readonly<Record<string, string>> = { nats: 'issue 6', kafka: 'issue 7' };
-
-/** The server a backend needs, checked before a run (none for embedded). */
-const SERVICES: Readonly<Record<string, { host: string; port: number }>> = {
-  nats: { host: '127.0.0.1', port: 4222 },
-  kafka: { host: '127.0.0.1', port: 9092 },
-};
+const PLANNED: Readonly<Record<string, string>> = { kafka: 'issue 7' };
 
 /**
- * Extra `tributary serve` flags per backend (the broker's address, say), to fill in as each
- * backend lands.
+ * The backends this harness knows how to run (server flags, cleanup, raw baseline). A backend the
+ * CLI offers but that is not listed here is recorded as skipped, not run with missing pieces.
  */
-export const SERVER_ARGS: Readonly<Record<string, readonly string[]>> = {};
+const HARNESS_SUPPORTS: readonly string[] = ['embedded', 'nats'];
+
+/**
+ * Why a backend's server cannot be used right now (undefined: it can), checked before a run (none
+ * for embedded). NATS must answer at NATS_URL with JetStream enabled.
+ */
+const SERVICES: Readonly<Record<string, () => Promise<string | undefined>>> = {
+  nats: () => natsProblem(NATS_URL),
+  kafka: async () =>
+    (await reachable('127.0.0.1', 9092))
+      ? undefined
+      : 'no kafka server reachable at 127.0.0.1:9092',
+};
+
+/** What one `tributary serve` of a backend needs: its flags, and the removal of its state. */
+export interface ServerInstance {
+  readonly args: readonly string[];
+  /** Removes what the server kept outside its data directory, once it has stopped. */
+  readonly cleanup: () => Promise<void>;
+  /** What the server holds in the backend's own server (NATS: consumers, pull requests). */
+  readonly usage?: () => Promise<NatsUsage>;
+}
+
+/**
+ * A fresh instance of a backend for one server. The embedded backend's state is its data
+ * directory (removed by the harness). A NATS server gets a prefix of its own, so that it starts
+ * with no resources and no events, and its streams and KV buckets are deleted after it stopped.
+ */
+export function serverInstance(backend: string): ServerInstance {
+  if (backend === 'nats') {
+    const prefix = freshPrefix();
+    return {
+      args: ['--nats-url', NATS_URL, '--nats-prefix', prefix],
+      cleanup: async () => {
+        await removeStreams(prefix, NATS_URL);
+      },
+      usage: () => natsUsage(prefix, NATS_URL),
+    };
+  }
+  return { args: [], cleanup: async () => {} };
+}
+
+/** The raw backend client each backend's ingress and end-to-end results are a ratio of. */
+export interface RawBaseline {
+  readonly description: string;
+  readonly implemented: boolean;
+  /** One event at a time (ingress table and goal). */
+  readonly serial: string;
+  /** As many events at once as the ingress has in flight. */
+  readonly concurrent: string;
+  /** Unit of the concurrency: SQLite's events per transaction, JetStream's publishes in flight. */
+  readonly concurrencyUnit: string;
+  /** The end-to-end baseline at the same rate. */
+  readonly rate: string;
+}
 
 /**
  * The raw backend client each backend's ingress and end-to-end results are a ratio of: the same
- * durability without Tributary. The NATS and Kafka ones are written with those backends.
+ * durability without Tributary, run on the server core in the server's place.
  */
-export const RAW_BASELINES: Readonly<
-  Record<string, { readonly description: string; readonly implemented: boolean }>
-> = {
+export const RAW_BASELINES: Readonly<Record<string, RawBaseline>> = {
   embedded: {
     description: 'SQLite insert with the backend schema and pragmas (lib/sqlite-baseline.ts)',
     implemented: true,
+    serial: 'SQLite loop',
+    concurrent: 'SQLite batched',
+    concurrencyUnit: 'events/tx',
+    rate: 'raw SQLite',
   },
-  nats: { description: 'JetStream publish with acks, and a pull consumer', implemented: false },
-  kafka: { description: 'kafkajs send with acks=all, and a consumer', implemented: false },
+  nats: {
+    description:
+      'JetStream publish to a stream configured as a broker stream, every PubAck awaited, and a durable pull consumer (lib/nats-baseline.ts)',
+    implemented: true,
+    serial: 'JetStream serial',
+    concurrent: 'JetStream in flight',
+    concurrencyUnit: 'in flight',
+    rate: 'raw JetStream',
+  },
+  kafka: {
+    description: 'kafkajs send with acks=all, and a consumer',
+    implemented: false,
+    serial: 'kafkajs serial',
+    concurrent: 'kafkajs in flight',
+    concurrencyUnit: 'in flight',
+    rate: 'raw kafkajs',
+  },
 };
 
 /**
  * Whether a fresh copy of a prepared data directory gives a server with the same state, so that
  * fixtures (10,000 triggers) are created once and every measurement starts a fresh server on a
- * copy. True for the embedded backend, whose whole state is its data directory.
+ * copy. True for the embedded backend, whose whole state is its data directory; a NATS server's
+ * state is in NATS under its prefix, so fixtures are applied to every fresh server.
  */
 export function copiesDataDir(backend: string): boolean {
   return backend === 'embedded';
+}
+
+/**
+ * Times each event is read from the backend with `triggers` triggers on its broker. On NATS every
+ * trigger is a durable pull consumer of the broker's whole stream (its filter runs in Tributary,
+ * on every event), so an event is read, decoded, filtered and acked once per trigger; the embedded
+ * backend reads it once for all of them.
+ */
+export function readsPerEvent(backend: string, triggers: number): number {
+  return backend === 'nats' ? Math.max(1, triggers) : 1;
+}
+
+/**
+ * At most this many event reads per second are offered to a backend whose triggers each read every
+ * event, in the loads with many triggers (fan-out, memory), so that the per-event cost is measured
+ * below saturation and a prewarm leaves no backlog of reads behind. (Measured on NATS: about 80 µs
+ * of Tributary's CPU per read of an event that does not match, so 5,000 reads/s are 40 % of a core,
+ * plus NATS's own work.)
+ */
+export const MAX_READS_PER_SECOND = 5_000;
+
+/**
+ * The rate a load with `triggers` triggers is offered: `rate`, or lower where every trigger reads
+ * every event (at least one event every two seconds: 10,000 triggers on NATS).
+ */
+export function loadRate(backend: string, rate: number, triggers: number): number {
+  const reads = readsPerEvent(backend, triggers);
+  return reads === 1 ? rate : Math.max(0.5, Math.min(rate, MAX_READS_PER_SECOND / reads));
+}
+
+/** Prewarm events for a load with `triggers` triggers: at most two seconds of reads at the above. */
+export function loadPrewarm(backend: string, events: number, triggers: number): number {
+  const reads = readsPerEvent(backend, triggers);
+  return reads === 1
+    ? events
+    : Math.min(events, Math.max(5, Math.floor((2 * MAX_READS_PER_SECOND) / reads)));
+}
+
+/**
+ * A load's measured window: `durationMs`, or longer when the rate is so low that it would hold
+ * fewer than `minEvents` events.
+ */
+export function loadWindowMs(durationMs: number, rate: number, minEvents: number): number {
+  return Math.max(durationMs, Math.ceil((1000 * minEvents) / rate));
+}
+
+/**
+ * How long a load waits for the server to be idle again after its prewarm and after its last
+ * delivery (generator's `quietMs`): on NATS the other triggers' consumers may still be reading.
+ */
+export function quietMs(backend: string): number {
+  return backend === 'nats' ? 30_000 : 0;
 }
 
 export type Availability =
@@ -74,14 +200,15 @@ export async function availability(backend: string): Promise<Availability> {
           : `backend not implemented yet (${planned})`,
     };
   }
-  const service = SERVICES[backend];
-  if (service !== undefined && !(await reachable(service.host, service.port))) {
+  if (!HARNESS_SUPPORTS.includes(backend)) {
+    const planned = PLANNED[backend];
     return {
       run: false,
-      reason: `no ${backend} server reachable at ${service.host}:${service.port}`,
+      reason: `the benchmarks do not run the ${backend} backend yet${planned === undefined ? '' : ` (${planned})`}: its server flags, cleanup and raw baseline are still to be written in benchmarks/lib/backends.ts`,
     };
   }
-  return { run: true };
+  const problem = await SERVICES[backend]?.();
+  return problem === undefined ? { run: true } : { run: false, reason: problem };
 }
 
 /** Parses `--backends a,b` (or `--backends=a,b`); all known backends by default. */

@@ -57,6 +57,14 @@ export interface OpenTask extends Common {
    */
   readonly prewarmEvents?: number;
   readonly maxConnections?: number;
+  /**
+   * For a server that keeps working after the matching trigger's delivery (NATS: every trigger's
+   * consumer reads every event, and the others may still be reading when the matching one has
+   * delivered): waits up to this long, after the prewarm, for the server's CPU to settle, and
+   * after the last delivery, for it to fall back to its idle CPU; the per-event cost counts that
+   * tail. 0 or absent: not waited for.
+   */
+  readonly quietMs?: number;
 }
 
 export interface BurstTask extends Common {
@@ -129,6 +137,8 @@ export interface OpenResult {
   readonly windowMonotonicUs: readonly [number, number];
   readonly server: {
     readonly idleCpu: number;
+    /** How long after the last delivery the server took to fall back to idle (quietMs), ms. */
+    readonly quietAfterMs: number;
     /** Share of one core the server used in the window, all threads. */
     readonly windowCpu: number;
     /** The same for its main thread alone (the event loop). */
@@ -463,6 +473,8 @@ async function open(task: OpenTask): Promise<OpenResult> {
     while (prewarmed < task.prewarmEvents! && now() < deadline) await sleep(5);
     await sleep(200);
   }
+  const quietMs = task.quietMs ?? 0;
+  if (quietMs > 0) await settled(task.serverPid, quietMs);
 
   const idleMs = task.idleMs ?? 0;
   const idle0 = serverCpuNs(task.serverPid);
@@ -525,8 +537,10 @@ async function open(task: OpenTask): Promise<OpenResult> {
   ) {
     await sleep(5);
   }
-  const doneAt = now();
+  const deliveredAt = now();
   const drained = receivedUnique >= accepted && inFlight === 0 && queueHead >= queue.length;
+  const doneAt =
+    quietMs > 0 && drained ? await backToIdle(task.serverPid, idleCpu, quietMs) : deliveredAt;
   const serverUsedNs = serverCpuNs(task.serverPid) - server0;
   const netNs = serverUsedNs - idleCpu * 1e6 * (doneAt - windowStart);
   // The last deliveries (and any duplicate) may still be on their way when the loop ends.
@@ -562,7 +576,7 @@ async function open(task: OpenTask): Promise<OpenResult> {
     backlogSlope,
     backlogEnd,
     drained,
-    drainMs: doneAt - windowEnd,
+    drainMs: deliveredAt - windowEnd,
     duplicates: duplicates + unexpected,
     missing,
     held,
@@ -571,6 +585,7 @@ async function open(task: OpenTask): Promise<OpenResult> {
     windowMonotonicUs: [monotonicStart, monotonicEnd],
     server: {
       idleCpu,
+      quietAfterMs: doneAt - deliveredAt,
       windowCpu: windowServerNs / 1e6 / windowMs,
       mainThreadCpu: windowMainNs / 1e6 / windowMs,
       cpuPerEventUs: netNs / 1000 / measN,
@@ -578,6 +593,43 @@ async function open(task: OpenTask): Promise<OpenResult> {
       rssMedian: median(rss),
     },
   };
+}
+
+/** The server's CPU share over the next `ms` (NaN without its pid). */
+async function cpuShareOver(pid: number | undefined, ms: number): Promise<number> {
+  const c0 = serverCpuNs(pid);
+  const t = now();
+  await sleep(ms);
+  return (serverCpuNs(pid) - c0) / 1e6 / (now() - t);
+}
+
+/** Waits (up to `capMs`) until the server's CPU share is steady: no backlog left being worked off. */
+async function settled(pid: number | undefined, capMs: number): Promise<void> {
+  if (pid === undefined) return;
+  const deadline = now() + capMs;
+  let previous = await cpuShareOver(pid, 200);
+  while (now() < deadline) {
+    const share = await cpuShareOver(pid, 200);
+    if (Math.abs(share - previous) <= 0.03) return;
+    previous = share;
+  }
+}
+
+/**
+ * Waits (up to `capMs`) until the server's CPU share over 100 ms is back within 5 % of a core of
+ * its idle share; resolves with the time it got there (the start of that quiet interval).
+ */
+async function backToIdle(
+  pid: number | undefined,
+  idleCpu: number,
+  capMs: number,
+): Promise<number> {
+  const deadline = now() + capMs;
+  for (;;) {
+    const start = now();
+    if (pid === undefined || start >= deadline) return start;
+    if ((await cpuShareOver(pid, 100)) <= idleCpu + 0.05) return start;
+  }
 }
 
 /** Sends `task.prewarmEvents` binary events with ids `w<n>` over 8 connections, closed loop. */

@@ -6,7 +6,13 @@ import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { availability, copiesDataDir, requestedBackends, SERVER_ARGS } from './backends.js';
+import {
+  availability,
+  copiesDataDir,
+  requestedBackends,
+  serverInstance,
+  type ServerInstance,
+} from './backends.js';
 import type {
   BurstResult,
   BurstTask,
@@ -15,6 +21,14 @@ import type {
   OpenResult,
   OpenTask,
 } from './generator.js';
+import type {
+  NatsRateResult,
+  NatsRateTask,
+  NatsTask,
+  NatsThroughputResult,
+  NatsThroughputTask,
+} from './nats-baseline.js';
+import { freshPrefix, NATS_URL, removeStreams } from './nats.js';
 import { benchScript, PROFILES_DIR, RESULTS_DIR } from './paths.js';
 import {
   childResult,
@@ -26,6 +40,7 @@ import {
   spawnNode,
 } from './proc.js';
 import { freshDataDir, removeDir, startTributary, type ServerUnderTest } from './server.js';
+import type { Percentiles } from './stats.js';
 import type {
   SqliteRateResult,
   SqliteRateTask,
@@ -92,6 +107,79 @@ export async function runSqliteBaseline(task: Omit<SqliteTask, 'dataDir'>): Prom
   } finally {
     removeDir(dataDir);
   }
+}
+
+/** The raw JetStream client (lib/nats-baseline.ts) in a fresh process on the server core. */
+export function runNatsBaseline(
+  task: Omit<NatsThroughputTask, 'url' | 'prefix'>,
+): Promise<NatsThroughputResult>;
+export function runNatsBaseline(
+  task: Omit<NatsRateTask, 'url' | 'prefix'>,
+): Promise<NatsRateResult>;
+export async function runNatsBaseline(task: Omit<NatsTask, 'url' | 'prefix'>): Promise<unknown> {
+  const prefix = freshPrefix();
+  try {
+    const child = spawnNode(SERVER_CPU, [
+      benchScript('lib/nats-baseline.js'),
+      JSON.stringify({ ...task, url: NATS_URL, prefix }),
+    ]);
+    return await childResult<unknown>(child, 'nats baseline');
+  } finally {
+    await removeStreams(prefix, NATS_URL);
+  }
+}
+
+/** What the ingress is a ratio of: the raw backend's write with `inFlight` events at once. */
+export interface RawThroughput {
+  readonly eventsPerSecond: number;
+  readonly result: SqliteThroughputResult | NatsThroughputResult;
+}
+
+/**
+ * The raw backend write with the same durability, `inFlight` events at once (1: one at a time):
+ * SQLite with that many events per transaction, or JetStream with that many publishes awaiting
+ * their ack. Undefined for a backend without a raw baseline.
+ */
+export async function runRawThroughput(
+  backend: string,
+  task: { inFlight: number; warmupMs: number; durationMs: number; payloadBytes: number },
+): Promise<RawThroughput | undefined> {
+  const { inFlight, ...rest } = task;
+  if (backend === 'embedded') {
+    const result = await runSqliteBaseline({ mode: 'throughput', batch: inFlight, ...rest });
+    return { eventsPerSecond: result.eventsPerSecond, result };
+  }
+  if (backend === 'nats') {
+    const result = await runNatsBaseline({ mode: 'throughput', inFlight, ...rest });
+    return { eventsPerSecond: result.eventsPerSecond, result };
+  }
+  return undefined;
+}
+
+/** The raw backend at a fixed rate: written, then read back or consumed; latency of that. */
+export interface RawRate {
+  readonly latencyMs: Percentiles;
+  readonly result: SqliteRateResult | NatsRateResult;
+}
+
+export async function runRawRate(
+  backend: string,
+  task: { rate: number; warmupMs: number; durationMs: number; payloadBytes: number },
+): Promise<RawRate | undefined> {
+  if (backend === 'embedded') {
+    const result = await runSqliteBaseline({ mode: 'rate', ...task });
+    return { latencyMs: result.latencyMs, result };
+  }
+  if (backend === 'nats') {
+    const result = await runNatsBaseline({ mode: 'rate', drainMs: 10_000, ...task });
+    if (result.consumed < result.events || result.errors > 0) {
+      log(
+        `raw JetStream at ${task.rate}/s: only ${result.consumed} of ${result.events} events consumed, ${result.errors} publishes failed`,
+      );
+    }
+    return { latencyMs: result.latencyMs, result };
+  }
+  return undefined;
 }
 
 /**
@@ -177,6 +265,8 @@ export interface PreparedServer {
   markWindow(window: readonly [number, number]): void;
   /** Seconds the fixture's triggers took to apply (when this call applied them). */
   readonly applySeconds?: number;
+  /** What the server holds in the backend's server (NATS), when the backend has one. */
+  readonly usage?: ServerInstance['usage'];
   stop(): Promise<void>;
 }
 
@@ -184,7 +274,8 @@ export interface PreparedServer {
  * Fresh servers with a fixture's triggers. On a backend whose state is its data directory, the
  * triggers are applied once into a template directory, and every server starts on a copy of it
  * (a server with 10,000 triggers in about a second instead of applying them again); elsewhere
- * they are applied to each new server.
+ * (NATS: each server has a prefix of its own) they are applied to each new server, and what the
+ * server kept in NATS is deleted once it has stopped.
  */
 export class Servers {
   private readonly templates = new Map<string, { dir: string; applySeconds: number }>();
@@ -196,8 +287,9 @@ export class Servers {
     private readonly opts: Options,
   ) {}
 
-  private args(extra: readonly string[]): readonly string[] {
-    return [...(SERVER_ARGS[this.backend] ?? []), ...extra];
+  /** Whether fixtures are applied once and copied (else applied to every server). */
+  get copies(): boolean {
+    return copiesDataDir(this.backend);
   }
 
   private profiles = 0;
@@ -208,17 +300,45 @@ export class Servers {
       : undefined;
   }
 
-  private async launch(dataDir: string, cpuProfDir?: string, extra: readonly string[] = []) {
-    return startTributary({
-      backend: this.backend,
-      dataDir,
-      args: this.args(extra),
-      ...(cpuProfDir === undefined ? {} : { cpuProfDir }),
-    });
+  /** A server on `dataDir`, with a fresh instance of the backend; `stop` also cleans it up. */
+  private async launch(
+    dataDir: string,
+    cpuProfDir?: string,
+    extra: readonly string[] = [],
+  ): Promise<ServerUnderTest & { usage?: ServerInstance['usage'] }> {
+    const instance = serverInstance(this.backend);
+    let server: ServerUnderTest;
+    try {
+      server = await startTributary({
+        backend: this.backend,
+        dataDir,
+        args: [...instance.args, ...extra],
+        ...(cpuProfDir === undefined ? {} : { cpuProfDir }),
+      });
+    } catch (error) {
+      await instance.cleanup().catch(() => {});
+      throw error;
+    }
+    return {
+      ...server,
+      ...(instance.usage === undefined ? {} : { usage: instance.usage }),
+      stop: async () => {
+        try {
+          await server.stop();
+        } finally {
+          await instance.cleanup();
+        }
+      },
+    };
   }
 
-  /** Applies a fixture's triggers into its template once; the seconds that took. */
+  /**
+   * Applies a fixture's triggers into its template once; the seconds that took. A backend that
+   * does not copy data directories has nothing to prepare (NaN): its servers are given the
+   * triggers when they start, and report the time that took (`PreparedServer.applySeconds`).
+   */
   async prepare(fixture: Fixture): Promise<number> {
+    if (!this.copies) return Number.NaN;
     const known = this.templates.get(fixture.name);
     if (known !== undefined) return known.applySeconds;
     const sharedDir =
@@ -263,20 +383,40 @@ export class Servers {
     extra: readonly string[] = [],
   ): Promise<PreparedServer> {
     const dataDir = freshDataDir();
-    let applySeconds: number | undefined;
-    if (fixture !== undefined && fixture.triggers.length > 0 && copiesDataDir(this.backend)) {
+    const withTriggers = fixture !== undefined && fixture.triggers.length > 0;
+    if (withTriggers && this.copies) {
       await this.prepare(fixture);
       cpSync(this.templates.get(fixture.name)!.dir, dataDir, { recursive: true });
     }
     settle();
     const profileDir = this.profileDir(profileLabel);
-    const server = await this.launch(dataDir, profileDir, extra);
-    if (fixture !== undefined && fixture.triggers.length > 0 && !copiesDataDir(this.backend)) {
-      applySeconds = await applyTriggers(server.url, fixture.triggers);
+    let server: ServerUnderTest & { usage?: ServerInstance['usage'] };
+    try {
+      server = await this.launch(dataDir, profileDir, extra);
+    } catch (error) {
+      removeDir(dataDir);
+      throw error;
+    }
+    const stop = async (): Promise<void> => {
+      try {
+        await server.stop();
+      } finally {
+        removeDir(dataDir);
+      }
+    };
+    let applySeconds: number | undefined;
+    if (withTriggers && !this.copies) {
+      try {
+        applySeconds = await applyTriggers(server.url, fixture.triggers);
+      } catch (error) {
+        await stop();
+        throw error;
+      }
     }
     return {
       server,
       ...(applySeconds === undefined ? {} : { applySeconds }),
+      ...(server.usage === undefined ? {} : { usage: server.usage }),
       ...(profileDir === undefined ? {} : { profileDir }),
       markWindow: (window) => {
         if (profileDir === undefined) return;
@@ -285,10 +425,7 @@ export class Servers {
           JSON.stringify({ startUs: window[0], endUs: window[1] }),
         );
       },
-      stop: async () => {
-        await server.stop();
-        removeDir(dataDir);
-      },
+      stop,
     };
   }
 

@@ -71,6 +71,7 @@ describe('loadConfig defaults', () => {
       kafkaPrefix: 'tributary',
       kafkaPartitions: 10,
       kafkaReplicationFactor: 1,
+      kafkaTopicTemplate: '{prefix}.{namespace}.{broker}',
       kafkaTls: false,
     });
   });
@@ -86,6 +87,7 @@ describe('loadConfig defaults', () => {
       'natsTlsCa',
       'natsTlsCert',
       'natsTlsKey',
+      'kafkaTopicConfig',
       'kafkaSaslMechanism',
       'kafkaSaslUsername',
       'kafkaSaslPassword',
@@ -104,6 +106,7 @@ describe('loadConfig defaults', () => {
       'natsTlsCa',
       'natsTlsCert',
       'natsTlsKey',
+      'kafkaTopicConfig',
       'kafkaSaslMechanism',
       'kafkaSaslUsername',
       'kafkaSaslPassword',
@@ -478,6 +481,7 @@ describe('config file', () => {
       kafkaPrefix: 'tributary',
       kafkaPartitions: 10,
       kafkaReplicationFactor: 1,
+      kafkaTopicTemplate: '{prefix}.{namespace}.{broker}',
       kafkaTls: false,
     });
   });
@@ -581,6 +585,13 @@ describe('nats options', () => {
       ['kafka-prefix', 'team-a', 'kafkaPrefix', 'team-a'],
       ['kafka-partitions', '3', 'kafkaPartitions', 3],
       ['kafka-replication-factor', '3', 'kafkaReplicationFactor', 3],
+      [
+        'kafka-topic-template',
+        'knative-broker-{namespace}-{broker}',
+        'kafkaTopicTemplate',
+        'knative-broker-{namespace}-{broker}',
+      ],
+      ['kafka-topic-config', 'compression.type=lz4', 'kafkaTopicConfig', 'compression.type=lz4'],
       ['kafka-sasl-mechanism', 'SCRAM-SHA-512', 'kafkaSaslMechanism', 'scram-sha-512'],
       ['kafka-sasl-username', 'u', 'kafkaSaslUsername', 'u'],
       ['kafka-sasl-password', 'p', 'kafkaSaslPassword', 'p'],
@@ -732,6 +743,12 @@ describe('nats options', () => {
 
   it('kafka options: host:port lists, SASL mechanisms, and SASL settings that come together', () => {
     expect(problemFields({ flags: { 'kafka-brokers': 'k1' } })).toEqual(['--kafka-brokers']);
+    expect(problemFields({ flags: { 'kafka-topic-template': 'events-{broker}' } })).toEqual([
+      '--kafka-topic-template',
+    ]);
+    expect(problemFields({ flags: { 'kafka-topic-config': 'retention' } })).toEqual([
+      '--kafka-topic-config',
+    ]);
     expect(problemFields({ flags: { 'kafka-brokers': 'k1:99999' } })).toEqual(['--kafka-brokers']);
     expect(problemFields({ flags: { 'kafka-sasl-mechanism': 'gssapi' } })).toContain(
       '--kafka-sasl-mechanism',

@@ -40,11 +40,17 @@ export interface TopicOptions {
   readonly replicationFactor?: number;
   /** More topic configs of a new broker topic (`compression.type`, ...). */
   readonly configs?: Readonly<Record<string, string>>;
+  /**
+   * Name of a broker's topic, with `{prefix}`, `{namespace}` and `{broker}` (default
+   * `{prefix}.{namespace}.{broker}`; Knative's is `knative-broker-{namespace}-{broker}`).
+   */
+  readonly topicTemplate?: string;
   /** How long events are kept when a broker sets no retention, in ms (default 24 hours). */
   readonly retentionMs?: number;
 }
 
 const DEFAULT_PARTITIONS = 10;
+export const DEFAULT_TOPIC_TEMPLATE = '{prefix}.{namespace}.{broker}';
 const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
 /** Events waiting for a retry in one member beyond which it stops taking new ones. */
 const WAITING_PER_IN_FLIGHT = 10;
@@ -137,7 +143,10 @@ export class KafkaEventLog implements EventLog {
   // ---- names
 
   topic(broker: BrokerRef): string {
-    return `${this.prefix}.${broker.namespace}.${broker.name}`;
+    return (this.options.topicTemplate ?? DEFAULT_TOPIC_TEMPLATE)
+      .replaceAll('{prefix}', this.prefix)
+      .replaceAll('{namespace}', broker.namespace)
+      .replaceAll('{broker}', broker.name);
   }
 
   redriveTopic(broker: BrokerRef): string {
