@@ -107,8 +107,8 @@ async function measure(backend: string, opts: Options) {
   const runs = new Map<number, OpenResult[]>();
   const loops = new Map<number, LoopStats[]>();
   // The raw backend at the same offered rate, in the same round (embedded: SQLite, lib/
-  // sqlite-baseline.ts; NATS: JetStream publish and pull consumer, lib/nats-baseline.ts; quick
-  // mode only at the goal's rate).
+  // sqlite-baseline.ts; NATS: JetStream publish and pull consumer, lib/nats-baseline.ts; Kafka:
+  // kafkajs send and consumer group, lib/kafka-baseline.ts; quick mode only at the goal's rate).
   const rawInfo = RAW_BASELINES[backend];
   const rawLabel = rawInfo?.rate ?? 'raw backend';
   const raw = new Map<number, RawRate[]>();
@@ -169,7 +169,7 @@ async function measure(backend: string, opts: Options) {
     else firstFailed = Math.min(firstFailed, rate);
   };
   // --only 1000,2000 measures just those rates (for a profile of one), without going up. Quick
-  // mode keeps `npm run bench -- --quick` near two minutes: on NATS only the goal's rate.
+  // mode keeps `npm run bench -- --quick` near three minutes: on NATS and Kafka only the goal's rate.
   const goalOnly = opts.quick && backend !== 'embedded' && opts.only === undefined;
   const fixed = opts.only?.map(Number).filter((r) => r > 0) ?? (goalOnly ? [GOAL.rate] : undefined);
   for (const rate of fixed ?? LADDER) note(rate, (await once(rate, 0)).held);
@@ -215,7 +215,9 @@ async function measure(backend: string, opts: Options) {
       ? "Raw SQLite: the same rate into the backend's schema and pragmas without Tributary, each commit taking every event due (a group commit) and reading it back; latency from due time to read back: what durability alone costs."
       : backend === 'nats'
         ? "Raw JetStream: the same rate published (open loop, each PubAck awaited without holding up the schedule) to a stream configured as a broker's, in a process on the server core, and consumed there by a durable pull consumer with explicit acks; latency from the publish to the consumer's receipt: what JetStream alone costs. NATS itself is not pinned."
-        : undefined;
+        : backend === 'kafka'
+          ? "Raw kafkajs: the same rate sent (open loop, `acks: -1`, each ack awaited without holding up the schedule) as the backend's records to a topic of as many partitions as the servers' broker topics, in a process on the server core, and consumed there by a consumer group (autoCommit, eachMessage; the send starts once the group has joined); latency from the send to the consumer's receipt: what Kafka and kafkajs alone cost. Kafka itself is not pinned."
+          : undefined;
   const notes =
     'p99 from due time: from when the event was due to be sent (includes waiting for a free connection in the generator). Server loop blocked: how late a 5 ms timer in the server ran at worst during the window (a synchronous commit, a GC pause, a long callback), from a probe preloaded into it.';
   table.push('', rawNote === undefined ? notes : `${rawNote} ${notes}`);

@@ -2,7 +2,7 @@
  * `npm run bench`: every scenario (ingress, end-to-end, fan-out, memory, sources), each its own
  * script and process, for every requested backend; then benchmarks/results/summary.md with the
  * goals, the tables and the charts. `--quick` is a reduced matrix (fewer sizes and rounds, shorter
- * windows) that finishes in about two minutes on a 2-core machine; `--publish` copies the summary
+ * windows): 1.5 to 2 minutes per backend on a 2-core machine (4.2 for embedded, NATS and Kafka); `--publish` copies the summary
  * and charts to benchmarks/latest/ (kept in git) and into the README's Performance section.
  *
  *   npm run bench [-- --quick] [--backends embedded,nats,kafka] [--cpu-prof] [--publish]

@@ -3,8 +3,8 @@
  * embedded,nats,kafka`, all by default), runs those the CLI implements and this file supports
  * whose server is reachable, and records the others as skipped with the reason.
  */
-import net from 'node:net';
 import { BACKENDS } from '../../src/config.js';
+import { KAFKA_BROKERS, KAFKA_PARTITIONS, kafkaProblem, removeKafkaPrefix } from './kafka.js';
 import {
   freshPrefix,
   NATS_URL,
@@ -17,24 +17,22 @@ import {
 export const ALL_BACKENDS = ['embedded', 'nats', 'kafka'] as const;
 
 /** Where each backend is planned, for backends the CLI does not offer yet. */
-const PLANNED: Readonly<Record<string, string>> = { kafka: 'issue 7' };
+const PLANNED: Readonly<Record<string, string>> = {};
 
 /**
  * The backends this harness knows how to run (server flags, cleanup, raw baseline). A backend the
  * CLI offers but that is not listed here is recorded as skipped, not run with missing pieces.
  */
-const HARNESS_SUPPORTS: readonly string[] = ['embedded', 'nats'];
+const HARNESS_SUPPORTS: readonly string[] = ['embedded', 'nats', 'kafka'];
 
 /**
  * Why a backend's server cannot be used right now (undefined: it can), checked before a run (none
- * for embedded). NATS must answer at NATS_URL with JetStream enabled.
+ * for embedded). NATS must answer at NATS_URL with JetStream enabled; Kafka must answer an admin
+ * describeCluster at KAFKA_BROKERS within a few seconds.
  */
 const SERVICES: Readonly<Record<string, () => Promise<string | undefined>>> = {
   nats: () => natsProblem(NATS_URL),
-  kafka: async () =>
-    (await reachable('127.0.0.1', 9092))
-      ? undefined
-      : 'no kafka server reachable at 127.0.0.1:9092',
+  kafka: () => kafkaProblem(KAFKA_BROKERS),
 };
 
 /** What one `tributary serve` of a backend needs: its flags, and the removal of its state. */
@@ -50,6 +48,8 @@ export interface ServerInstance {
  * A fresh instance of a backend for one server. The embedded backend's state is its data
  * directory (removed by the harness). A NATS server gets a prefix of its own, so that it starts
  * with no resources and no events, and its streams and KV buckets are deleted after it stopped.
+ * A Kafka server likewise gets a prefix of its own (and KAFKA_PARTITIONS partitions per broker
+ * topic); its topics and consumer groups are deleted after it stopped.
  */
 export function serverInstance(backend: string): ServerInstance {
   if (backend === 'nats') {
@@ -60,6 +60,22 @@ export function serverInstance(backend: string): ServerInstance {
         await removeStreams(prefix, NATS_URL);
       },
       usage: () => natsUsage(prefix, NATS_URL),
+    };
+  }
+  if (backend === 'kafka') {
+    const prefix = freshPrefix();
+    return {
+      args: [
+        '--kafka-brokers',
+        KAFKA_BROKERS.join(','),
+        '--kafka-prefix',
+        prefix,
+        '--kafka-partitions',
+        String(KAFKA_PARTITIONS),
+      ],
+      cleanup: async () => {
+        await removeKafkaPrefix(prefix);
+      },
     };
   }
   return { args: [], cleanup: async () => {} };
@@ -73,7 +89,10 @@ export interface RawBaseline {
   readonly serial: string;
   /** As many events at once as the ingress has in flight. */
   readonly concurrent: string;
-  /** Unit of the concurrency: SQLite's events per transaction, JetStream's publishes in flight. */
+  /**
+   * Unit of the concurrency: SQLite's events per transaction, JetStream's publishes in flight,
+   * Kafka's sends in flight (each of as many records as an ingress request has events).
+   */
   readonly concurrencyUnit: string;
   /** The end-to-end baseline at the same rate. */
   readonly rate: string;
@@ -102,8 +121,9 @@ export const RAW_BASELINES: Readonly<Record<string, RawBaseline>> = {
     rate: 'raw JetStream',
   },
   kafka: {
-    description: 'kafkajs send with acks=all, and a consumer',
-    implemented: false,
+    description:
+      'kafkajs producer sends with acks=all of the records the backend writes, to a topic of as many partitions, and a consumer group (autoCommit, eachMessage) (lib/kafka-baseline.ts)',
+    implemented: true,
     serial: 'kafkajs serial',
     concurrent: 'kafkajs in flight',
     concurrencyUnit: 'in flight',
@@ -114,21 +134,32 @@ export const RAW_BASELINES: Readonly<Record<string, RawBaseline>> = {
 /**
  * Whether a fresh copy of a prepared data directory gives a server with the same state, so that
  * fixtures (10,000 triggers) are created once and every measurement starts a fresh server on a
- * copy. True for the embedded backend, whose whole state is its data directory; a NATS server's
- * state is in NATS under its prefix, so fixtures are applied to every fresh server.
+ * copy. True for the embedded backend, whose whole state is its data directory; a NATS or Kafka
+ * server's state is in NATS or Kafka under its prefix, so fixtures are applied to every fresh
+ * server.
  */
 export function copiesDataDir(backend: string): boolean {
   return backend === 'embedded';
 }
 
 /**
+ * The most triggers a load puts on one server of a backend. On Kafka every trigger is a kafkajs
+ * consumer with its own connections and group membership (about 0.12 s each to apply, and joining
+ * takes from 100 ms to seconds), so sets of 1,000 or 10,000 are not measured there.
+ */
+export function maxTriggers(backend: string): number {
+  return backend === 'kafka' ? 100 : Number.POSITIVE_INFINITY;
+}
+
+/**
  * Times each event is read from the backend with `triggers` triggers on its broker. On NATS every
  * trigger is a durable pull consumer of the broker's whole stream (its filter runs in Tributary,
- * on every event), so an event is read, decoded, filtered and acked once per trigger; the embedded
- * backend reads it once for all of them.
+ * on every event), so an event is read, decoded, filtered and acked once per trigger; likewise on
+ * Kafka, where every trigger is a consumer group of the broker's topic. The embedded backend reads
+ * it once for all of them.
  */
 export function readsPerEvent(backend: string, triggers: number): number {
-  return backend === 'nats' ? Math.max(1, triggers) : 1;
+  return backend === 'nats' || backend === 'kafka' ? Math.max(1, triggers) : 1;
 }
 
 /**
@@ -167,27 +198,14 @@ export function loadWindowMs(durationMs: number, rate: number, minEvents: number
 
 /**
  * How long a load waits for the server to be idle again after its prewarm and after its last
- * delivery (generator's `quietMs`): on NATS the other triggers' consumers may still be reading.
+ * delivery (generator's `quietMs`): on NATS and Kafka the other triggers' consumers may still be reading.
  */
 export function quietMs(backend: string): number {
-  return backend === 'nats' ? 30_000 : 0;
+  return backend === 'nats' || backend === 'kafka' ? 30_000 : 0;
 }
 
 export type Availability =
   { readonly run: true } | { readonly run: false; readonly reason: string };
-
-function reachable(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
-    const done = (ok: boolean): void => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(1000, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
-}
 
 export async function availability(backend: string): Promise<Availability> {
   if (!(BACKENDS as readonly string[]).includes(backend)) {

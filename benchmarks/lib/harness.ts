@@ -28,6 +28,14 @@ import type {
   NatsThroughputResult,
   NatsThroughputTask,
 } from './nats-baseline.js';
+import type {
+  KafkaRateResult,
+  KafkaRateTask,
+  KafkaTask,
+  KafkaThroughputResult,
+  KafkaThroughputTask,
+} from './kafka-baseline.js';
+import { KAFKA_BROKERS, KAFKA_PARTITIONS, removeKafkaPrefix } from './kafka.js';
 import { freshPrefix, NATS_URL, removeStreams } from './nats.js';
 import { benchScript, PROFILES_DIR, RESULTS_DIR } from './paths.js';
 import {
@@ -129,22 +137,51 @@ export async function runNatsBaseline(task: Omit<NatsTask, 'url' | 'prefix'>): P
   }
 }
 
+type KafkaOwn = 'brokers' | 'prefix' | 'partitions';
+
+/** The raw kafkajs client (lib/kafka-baseline.ts) in a fresh process on the server core. */
+export function runKafkaBaseline(
+  task: Omit<KafkaThroughputTask, KafkaOwn>,
+): Promise<KafkaThroughputResult>;
+export function runKafkaBaseline(task: Omit<KafkaRateTask, KafkaOwn>): Promise<KafkaRateResult>;
+export async function runKafkaBaseline(task: Omit<KafkaTask, KafkaOwn>): Promise<unknown> {
+  const prefix = freshPrefix();
+  settle();
+  try {
+    const child = spawnNode(SERVER_CPU, [
+      benchScript('lib/kafka-baseline.js'),
+      JSON.stringify({ ...task, brokers: KAFKA_BROKERS, prefix, partitions: KAFKA_PARTITIONS }),
+    ]);
+    return await childResult<unknown>(child, 'kafka baseline');
+  } finally {
+    await removeKafkaPrefix(prefix);
+  }
+}
+
 /** What the ingress is a ratio of: the raw backend's write with `inFlight` events at once. */
 export interface RawThroughput {
   readonly eventsPerSecond: number;
-  readonly result: SqliteThroughputResult | NatsThroughputResult;
+  readonly result: SqliteThroughputResult | NatsThroughputResult | KafkaThroughputResult;
 }
 
 /**
  * The raw backend write with the same durability, `inFlight` events at once (1: one at a time):
- * SQLite with that many events per transaction, or JetStream with that many publishes awaiting
- * their ack. Undefined for a backend without a raw baseline.
+ * SQLite with that many events per transaction, JetStream with that many publishes awaiting
+ * their ack, or Kafka with inFlight / batch sends of `batch` records each awaiting their acks (an
+ * ingress request's events go in one send). Undefined for a backend without a raw baseline.
  */
 export async function runRawThroughput(
   backend: string,
-  task: { inFlight: number; warmupMs: number; durationMs: number; payloadBytes: number },
+  task: {
+    inFlight: number;
+    /** Events per ingress request (1: binary mode); only Kafka sends them together. */
+    batch: number;
+    warmupMs: number;
+    durationMs: number;
+    payloadBytes: number;
+  },
 ): Promise<RawThroughput | undefined> {
-  const { inFlight, ...rest } = task;
+  const { inFlight, batch, ...rest } = task;
   if (backend === 'embedded') {
     const result = await runSqliteBaseline({ mode: 'throughput', batch: inFlight, ...rest });
     return { eventsPerSecond: result.eventsPerSecond, result };
@@ -153,13 +190,18 @@ export async function runRawThroughput(
     const result = await runNatsBaseline({ mode: 'throughput', inFlight, ...rest });
     return { eventsPerSecond: result.eventsPerSecond, result };
   }
+  if (backend === 'kafka') {
+    const sends = Math.max(1, Math.round(inFlight / batch));
+    const result = await runKafkaBaseline({ mode: 'throughput', inFlight: sends, batch, ...rest });
+    return { eventsPerSecond: result.eventsPerSecond, result };
+  }
   return undefined;
 }
 
 /** The raw backend at a fixed rate: written, then read back or consumed; latency of that. */
 export interface RawRate {
   readonly latencyMs: Percentiles;
-  readonly result: SqliteRateResult | NatsRateResult;
+  readonly result: SqliteRateResult | NatsRateResult | KafkaRateResult;
 }
 
 export async function runRawRate(
@@ -175,6 +217,15 @@ export async function runRawRate(
     if (result.consumed < result.events || result.errors > 0) {
       log(
         `raw JetStream at ${task.rate}/s: only ${result.consumed} of ${result.events} events consumed, ${result.errors} publishes failed`,
+      );
+    }
+    return { latencyMs: result.latencyMs, result };
+  }
+  if (backend === 'kafka') {
+    const result = await runKafkaBaseline({ mode: 'rate', drainMs: 10_000, ...task });
+    if (result.consumed < result.events || result.errors > 0) {
+      log(
+        `raw kafkajs at ${task.rate}/s: only ${result.consumed} of ${result.events} events consumed, ${result.errors} sends failed`,
       );
     }
     return { latencyMs: result.latencyMs, result };
@@ -274,8 +325,8 @@ export interface PreparedServer {
  * Fresh servers with a fixture's triggers. On a backend whose state is its data directory, the
  * triggers are applied once into a template directory, and every server starts on a copy of it
  * (a server with 10,000 triggers in about a second instead of applying them again); elsewhere
- * (NATS: each server has a prefix of its own) they are applied to each new server, and what the
- * server kept in NATS is deleted once it has stopped.
+ * (NATS, Kafka: each server has a prefix of its own) they are applied to each new server, and what
+ * the server kept in NATS or Kafka is deleted once it has stopped.
  */
 export class Servers {
   private readonly templates = new Map<string, { dir: string; applySeconds: number }>();

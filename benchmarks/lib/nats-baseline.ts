@@ -31,6 +31,7 @@ import { headers as natsHeaders, nanos, type MsgHdrs } from '@nats-io/transport-
 import { payload } from './http-client.js';
 import { connectNats } from './nats.js';
 import { percentiles, Samples, type Percentiles } from './stats.js';
+import { drained, openLoop } from './open-loop.js';
 
 interface Common {
   readonly url: string;
@@ -203,38 +204,26 @@ async function rate(task: NatsRateTask): Promise<NatsRateResult> {
     },
   });
 
-  // Open loop: every event due by now is published at once, without waiting for earlier acks.
-  const t0 = performance.now();
-  let due = 0;
-  await new Promise<void>((resolve) => {
-    const tick = (): void => {
-      const now = performance.now();
-      const upTo = Math.min(total, Math.floor((now - t0) / interval) + 1);
-      while (due < upTo) {
-        const p = publish();
-        const i = due++;
-        sentAt[i] = p.sentAt;
-        p.acked.then(
-          () => {
-            if (i >= warmN) ack.push(performance.now() - p.sentAt);
-          },
-          () => errors++,
-        );
-      }
-      if (due >= total) resolve();
-      else setTimeout(tick, Math.max(0, t0 + due * interval - performance.now()));
-    };
-    tick();
+  await openLoop({
+    total,
+    intervalMs: interval,
+    send: (i) => {
+      const sent = publish();
+      sentAt[i] = sent.sentAt;
+      return sent;
+    },
+    onAck: (i, ms) => {
+      if (i >= warmN) ack.push(ms);
+    },
+    onError: () => errors++,
   });
-  const drained = await Promise.race([
-    finished.then(() => true),
-    new Promise<boolean>((resolve) => setTimeout(() => resolve(false), task.drainMs)),
-  ]);
+  const isDrained = await drained(finished, task.drainMs);
   await messages.close();
   await nc.close();
   let windowConsumed = 0;
   for (let i = warmN; i < total; i++) windowConsumed += received[i]!;
-  if (!drained) process.stderr.write(`consumed ${consumed} of ${total} before the drain ran out\n`);
+  if (!isDrained)
+    process.stderr.write(`consumed ${consumed} of ${total} before the drain ran out\n`);
   return {
     rate: task.rate,
     events: total - warmN,
