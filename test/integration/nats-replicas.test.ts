@@ -17,6 +17,8 @@ replicaTests({
     '--nats-ack-wait',
     '2s',
   ],
+  // Only what the killed replica had out comes again.
+  maxDuplicates: 8,
   cleanup: async () => {
     await removeStreams(prefix);
   },
