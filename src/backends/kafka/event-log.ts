@@ -85,10 +85,6 @@ function shuttingDown(): TributaryError {
   return new TributaryError('SHUTTING_DOWN', 'The Kafka backend is closed');
 }
 
-export interface KafkaNames {
-  readonly prefix: string;
-}
-
 export class KafkaEventLog implements EventLog {
   private readonly members = new Set<Member>();
   private closed = false;
@@ -699,6 +695,8 @@ class Member implements SubscriptionHandle {
   private waiting = 0;
   private closed = false;
   private closing: Promise<void> | undefined;
+  /** The kafkajs consumer has left the group: later settlements commit from outside. */
+  private closedConsumer = false;
   /** Tracks by `topic/partition`; replaced on a seek and dropped when the partition is revoked. */
   private readonly tracks = new Map<string, PartitionTrack>();
   private readonly handout: Handout<Pending>;
@@ -989,8 +987,6 @@ class Member implements SubscriptionHandle {
     this.commits.set(key, next);
     await next;
   }
-
-  private closedConsumer = false;
 
   async seek(partitions: { partition: number; offset: string }[]): Promise<void> {
     const topic = this.log.topic(this.broker);
