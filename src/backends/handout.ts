@@ -3,7 +3,10 @@
  * from a server (NATS, Kafka): at most `maxInFlight` out at once, and in an ordered subscription
  * at most one per ordering key (`partitionkey`), the others of the key held back in arrival order.
  * An event that is not handed over at once waits in `ready` (for capacity) or behind its key.
+ * Also the small helpers both backends' event logs share.
  */
+import type { CloudEvent } from '../core/event.js';
+import type { BrokerRef } from './contracts.js';
 
 export interface Handed {
   /** The ordering group ('' when the subscription is unordered or the event has no key). */
@@ -134,4 +137,36 @@ export function settleOnce(
       throw wrap(error);
     }
   };
+}
+
+export function sameBroker(a: BrokerRef, b: BrokerRef): boolean {
+  return a.namespace === b.namespace && a.name === b.name;
+}
+
+/** An event's ordering group: its `partitionkey` as a string, '' without one. */
+export function orderingKey(event: CloudEvent): string {
+  const key = event.attributes.partitionkey;
+  return key === undefined ? '' : String(key);
+}
+
+/**
+ * Runs a backend operation: refused at once when `check` throws (closed, disconnected), and with
+ * a failure turned into a TributaryError by `wrap` (SHUTTING_DOWN when the log closed meanwhile).
+ */
+export async function guarded<T>(
+  fn: () => Promise<T>,
+  how: {
+    readonly check: () => void;
+    readonly closed: () => boolean;
+    readonly shuttingDown: () => Error;
+    readonly wrap: (error: unknown) => Error;
+  },
+): Promise<T> {
+  how.check();
+  try {
+    return await fn();
+  } catch (error) {
+    if (how.closed()) throw how.shuttingDown();
+    throw how.wrap(error);
+  }
 }

@@ -1,6 +1,7 @@
 /** What every ResourceStore does with the keys it is given. */
 import { TributaryError } from '../core/errors.js';
 import type { ResourceKey } from '../core/resources/types.js';
+import type { StoredResource } from './contracts.js';
 
 /** `triggers default/t1`, for messages. */
 export function describeKey(key: ResourceKey): string {
@@ -21,4 +22,15 @@ export function copyKey(key: ResourceKey): ResourceKey {
     );
   }
   return Object.freeze(copy);
+}
+
+/** The order of `ResourceStore.list`: by collection, then namespace, then name (code units). */
+export function compareKeys(a: StoredResource, b: StoredResource): number {
+  const pairs: [string, string][] = [
+    [a.key.collection, b.key.collection],
+    [a.key.namespace, b.key.namespace],
+    [a.key.name, b.key.name],
+  ];
+  for (const [x, y] of pairs) if (x !== y) return x < y ? -1 : 1;
+  return 0;
 }

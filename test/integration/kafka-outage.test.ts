@@ -8,8 +8,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { privateKafkaRequired, startPrivateKafka, type PrivateKafka } from '../support/kafka.js';
 import { Receiver } from '../support/receiver.js';
 import {
-  binaryEvent,
   createTrigger,
+  postEvent,
   putResource,
   startServer,
   type ServerProcess,
@@ -30,18 +30,7 @@ describe.runIf(available)('Kafka backend: outage', () => {
     removeTempDirs();
   });
 
-  async function send(id: string): Promise<Response> {
-    const response = await fetch(
-      `${server!.url}/default/outage`,
-      binaryEvent(
-        { specversion: '1.0', id, source: '/outage', type: 'com.example.outage' },
-        `{"id":"${id}"}`,
-        'application/json',
-      ),
-    );
-    await response.arrayBuffer();
-    return response;
-  }
+  const send = (id: string): Promise<Response> => postEvent(server!.url, 'outage', id, '/outage');
 
   it('answers 503 with Retry-After while Kafka is down, and resumes by itself when it is back', async () => {
     kafka = await startPrivateKafka();

@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { until } from '../support/delivery.js';
 import { Receiver } from '../support/receiver.js';
 import {
-  binaryEvent,
   createTrigger,
+  postEvent,
   putResource,
   startServer,
   type ServerProcess,
@@ -65,16 +65,7 @@ export function replicaTests(backend: ReplicaBackend): void {
     });
 
     async function send(server: ServerProcess, broker: string, id: string): Promise<number> {
-      const response = await fetch(
-        `${server.url}/default/${broker}`,
-        binaryEvent(
-          { specversion: '1.0', id, source: '/replicas', type: 'com.example.replica' },
-          `{"id":"${id}"}`,
-          'application/json',
-        ),
-      );
-      await response.arrayBuffer();
-      return response.status;
+      return (await postEvent(server.url, broker, id, '/replicas')).status;
     }
 
     async function deliveredBy(server: ServerProcess, trigger: string): Promise<number> {

@@ -175,3 +175,25 @@ export async function createTrigger(
   }
   return body;
 }
+
+/**
+ * Posts a small binary-mode JSON event with id `id` to `broker` (namespace default) and reads the
+ * whole answer, which it returns.
+ */
+export async function postEvent(
+  baseUrl: string,
+  broker: string,
+  id: string,
+  source = '/test',
+): Promise<Response> {
+  const response = await fetch(
+    `${baseUrl}/default/${broker}`,
+    binaryEvent(
+      { specversion: '1.0', id, source, type: 'com.example.test' },
+      `{"id":"${id}"}`,
+      'application/json',
+    ),
+  );
+  await response.arrayBuffer();
+  return response;
+}

@@ -32,7 +32,7 @@ import type {
 import { decodeRecord, encodeRecord, headerText, type RecordHeadersIn } from './codec.js';
 import { kafkaError, isUnknownTopic } from './errors.js';
 import { TopicView, type ViewRecord } from './topic-view.js';
-import { Handout, settleOnce } from '../handout.js';
+import { guarded, Handout, orderingKey, sameBroker, settleOnce } from '../handout.js';
 
 export interface TopicOptions {
   /** Partitions of a new broker topic (default 10, as Knative's). */
@@ -184,14 +184,14 @@ export class KafkaEventLog implements EventLog {
     if (this.closed) throw shuttingDown();
   }
 
-  private async guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    this.check();
-    try {
-      return await fn();
-    } catch (error) {
-      if (this.closed) throw shuttingDown();
-      throw kafkaError(error, what);
-    }
+  /** Runs `fn`: refused when closed, its failures as TributaryErrors. */
+  private guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return guarded(fn, {
+      check: () => this.check(),
+      closed: () => this.closed,
+      shuttingDown,
+      wrap: (error) => kafkaError(error, what),
+    });
   }
 
   // ---- brokers
@@ -627,10 +627,6 @@ export class KafkaEventLog implements EventLog {
   }
 }
 
-function sameBroker(a: BrokerRef, b: BrokerRef): boolean {
-  return a.namespace === b.namespace && a.name === b.name;
-}
-
 /** Offsets of one partition handed to this member, in order, until they are done. */
 class PartitionTrack {
   private readonly entries: { offset: bigint; done: boolean }[] = [];
@@ -889,7 +885,7 @@ class Member implements SubscriptionHandle {
       entry,
       track,
       event,
-      key: this.ordered ? partitionKey(event) : '',
+      key: this.ordered ? orderingKey(event) : '',
       noteKey,
       attempt: note?.attempt ?? 1,
       note: note?.note,
@@ -1023,9 +1019,4 @@ class Member implements SubscriptionHandle {
     })();
     return this.closing;
   }
-}
-
-function partitionKey(event: CloudEvent): string {
-  const key = event.attributes.partitionkey;
-  return key === undefined ? '' : String(key);
 }

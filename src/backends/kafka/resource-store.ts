@@ -14,7 +14,7 @@ import type { Admin, Kafka, Producer } from 'kafkajs';
 import { TributaryError } from '../../core/errors.js';
 import type { Collection, Resource, ResourceKey } from '../../core/resources/types.js';
 import type { ResourceChange, ResourceStore, ResourceWatch, StoredResource } from '../contracts.js';
-import { copyKey, describeKey } from '../resource-key.js';
+import { compareKeys, copyKey, describeKey } from '../resource-key.js';
 import { kafkaError } from './errors.js';
 import { TopicView, type ViewRecord } from './topic-view.js';
 
@@ -155,18 +155,7 @@ export class KafkaResourceStore implements ResourceStore {
         s.key.collection === collection &&
         (namespace === undefined || s.key.namespace === namespace),
     );
-    found.sort((a, b) =>
-      a.key.namespace !== b.key.namespace
-        ? a.key.namespace < b.key.namespace
-          ? -1
-          : 1
-        : a.key.name < b.key.name
-          ? -1
-          : a.key.name > b.key.name
-            ? 1
-            : 0,
-    );
-    return Promise.resolve(found);
+    return Promise.resolve(found.sort(compareKeys));
   }
 
   async create(key: ResourceKey, resource: Resource): Promise<StoredResource> {

@@ -50,7 +50,7 @@ import type {
 import { decodeEvent, encodeEvent, messageId } from './codec.js';
 import type { NatsLink } from './connection.js';
 import { apiCode, isNoResponders, isNotFound, RETRY_AFTER_SECONDS, toTributary } from './errors.js';
-import { Handout, settleOnce } from '../handout.js';
+import { guarded, Handout, orderingKey, sameBroker, settleOnce } from '../handout.js';
 import { Names } from './names.js';
 
 export interface StreamOptions {
@@ -227,15 +227,14 @@ export class NatsEventLog implements EventLog {
     if (!this.link.connected()) throw unavailable();
   }
 
-  /** Runs `fn`, turning NATS errors into TributaryErrors (and rejecting after close). */
-  private async guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    this.check();
-    try {
-      return await fn();
-    } catch (error) {
-      if (this.closed) throw shuttingDown();
-      throw toTributary(error, what);
-    }
+  /** Runs `fn`: refused when closed, its failures as TributaryErrors. */
+  private guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return guarded(fn, {
+      check: () => this.check(),
+      closed: () => this.closed,
+      shuttingDown,
+      wrap: (error) => toTributary(error, what),
+    });
   }
 
   async ensureBroker(broker: BrokerRef, options: BrokerLogOptions = {}): Promise<void> {
@@ -620,10 +619,6 @@ export class NatsEventLog implements EventLog {
   }
 }
 
-function sameBroker(a: BrokerRef, b: BrokerRef): boolean {
-  return a.namespace === b.namespace && a.name === b.name;
-}
-
 async function ensureStream(
   jsm: JetStreamManager,
   config: Partial<StreamConfig> & { name: string },
@@ -1006,7 +1001,7 @@ class Member implements SubscriptionHandle {
       origin,
       attempt,
       note,
-      key: this.ordered ? partitionKey(event) : '',
+      key: this.ordered ? orderingKey(event) : '',
       out: false,
       noted: false,
     };
@@ -1115,11 +1110,6 @@ class Member implements SubscriptionHandle {
     this.signal();
     if (this.closed && this.outstanding.size === 0) this.onStopped();
   }
-}
-
-function partitionKey(event: CloudEvent): string {
-  const key = event.attributes.partitionkey;
-  return key === undefined ? '' : String(key);
 }
 
 function emptyHeaders(): StoredHeaders {

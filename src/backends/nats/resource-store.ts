@@ -18,7 +18,7 @@
  * or when its KV watch ends, a watch starts a new one from the revision after the last one it
  * handed over (the server may have lost the old consumer).
  */
-import { copyKey, describeKey } from '../resource-key.js';
+import { compareKeys, copyKey, describeKey } from '../resource-key.js';
 import {
   DeliverPolicy,
   JetStreamApiCodes,
@@ -151,16 +151,6 @@ const MESSAGE_TOO_LARGE = 10_054;
 function warn(what: string, error: unknown): void {
   const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
   process.emitWarning(`${what}: ${detail}`, { code: 'TRIBUTARY_NATS' });
-}
-
-function compareKeys(a: StoredResource, b: StoredResource): number {
-  const pairs: [string, string][] = [
-    [a.key.collection, b.key.collection],
-    [a.key.namespace, b.key.namespace],
-    [a.key.name, b.key.name],
-  ];
-  for (const [x, y] of pairs) if (x !== y) return x < y ? -1 : 1;
-  return 0;
 }
 
 /** One `watch()`: its listener, where it is in the bucket, and the KV watch feeding it. */
