@@ -85,13 +85,15 @@ export function replicaTests(backend: ReplicaBackend): void {
 
     /**
      * Resolves once `to` has applied the trigger as `from` has it now (the replica a change went
-     * through has applied it before answering).
+     * through has applied it before answering, though its log line may still be on the way).
      */
     async function followed(
       from: ServerProcess,
       to: ServerProcess,
       trigger: string,
     ): Promise<void> {
+      // The change's answer can come before its log line has crossed `from`'s stdout pipe.
+      await from.waitForOutput((output) => revisions(output, trigger).length > 0);
       const revision = Math.max(...revisions(from.output(), trigger));
       expect(revision).toBeGreaterThan(0);
       const started = Date.now();
