@@ -12,7 +12,7 @@ export default defineConfig({
         test: { name: 'all', include: ['test/**/*.test.ts'] },
       },
       {
-        // The delivery tests again, with the server on the NATS backend (test/support/e2e.ts).
+        // The delivery and source tests again, with the server on the NATS backend (test/support/e2e.ts).
         extends: true,
         test: {
           name: 'nats',
@@ -21,6 +21,8 @@ export default defineConfig({
             'test/e2e/filters.test.ts',
             'test/e2e/fidelity.test.ts',
             'test/e2e/management.test.ts',
+            'test/e2e/sources*.test.ts',
+            'test/conformance/webhook-sources.test.ts',
           ],
           env: { TRIBUTARY_TEST_BACKEND: 'nats' },
         },
@@ -35,6 +37,8 @@ export default defineConfig({
             'test/e2e/filters.test.ts',
             'test/e2e/fidelity.test.ts',
             'test/e2e/management.test.ts',
+            'test/e2e/sources*.test.ts',
+            'test/conformance/webhook-sources.test.ts',
           ],
           env: { TRIBUTARY_TEST_BACKEND: 'kafka' },
         },

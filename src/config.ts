@@ -36,6 +36,12 @@ export interface Config {
   readonly deliveryTimeout: number;
   /** How long delivered events are kept for replay, in ms. */
   readonly retention: number;
+  /** Largest webhook body (GitHub, GitLab) accepted, in bytes. */
+  readonly webhookMaxBody: number;
+  /** How long a webhook delivery id is remembered so that a redelivery is not stored twice, in ms. */
+  readonly webhookDedupWindow: number;
+  /** Directory of the files `secretKeyRef: {name, key}` names (`<dir>/<name>/<key>`). */
+  readonly secretsDir: string;
   readonly logLevel: LogLevel;
   /** NATS server URLs, comma separated (nats backend). */
   readonly natsUrl: string;
@@ -187,6 +193,27 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: 'duration',
     default: '24h',
     help: 'How long events are kept after every trigger is done with them (for replay).',
+  },
+  {
+    key: 'webhookMaxBody',
+    flag: 'webhook-max-body',
+    kind: 'size',
+    default: '25MiB',
+    help: 'Largest GitHub or GitLab webhook body accepted (GitHub sends at most 25 MB); larger ones get 413.',
+  },
+  {
+    key: 'webhookDedupWindow',
+    flag: 'webhook-dedup-window',
+    kind: 'duration',
+    default: '24h',
+    help: 'How long a webhook delivery id is remembered, so that a redelivery is not forwarded twice.',
+  },
+  {
+    key: 'secretsDir',
+    flag: 'secrets-dir',
+    kind: 'string',
+    default: './secrets',
+    help: "Where a source's secretKeyRef {name, key} is read: the file <dir>/<name>/<key>, as Kubernetes mounts secrets.",
   },
   {
     key: 'logLevel',

@@ -5,15 +5,22 @@
 import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
 import type { Backend } from './backends/contracts.js';
 import { createEmbeddedBackend } from './backends/embedded/index.js';
+import { BrokerWriter } from './broker/broker-writer.js';
 import { ControlPlane } from './broker/control-plane.js';
 import { destroyAgents } from './broker/http-sender.js';
 import { ResourceService } from './broker/resource-service.js';
 import { healthPlugin } from './api/health.js';
 import { ingressPlugin } from './api/ingress.js';
 import { managementPlugin } from './api/management.js';
+import { webhooksPlugin } from './api/webhooks.js';
+import { WEBHOOK_ADAPTERS } from './adapters/index.js';
+import { SourceRuntime } from './sources/runtime.js';
 import { installProblemHandlers } from './api/problem.js';
 import { redactUrls, type Config } from './config.js';
 import { DEFAULT_BROKER, DEFAULT_NAMESPACE } from './core/resources/types.js';
+
+/** Webhook delivery ids remembered at most (with --webhook-dedup-window): about 10 MB. */
+const WEBHOOK_DEDUP_CAPACITY = 100_000;
 
 export interface RunningServer {
   /** Base URL the server listens on, e.g. http://127.0.0.1:8080. */
@@ -54,6 +61,7 @@ async function openBackend(config: Config, log: FastifyBaseLogger): Promise<Back
           ackWaitMs: config.natsAckWait,
           maxAgeMs: config.retention,
         },
+        deliveryWindowMs: config.webhookDedupWindow,
         onConnection: (up) => {
           if (up) log.info('NATS connection restored');
           else log.warn('NATS connection lost: the ingress answers 503 until it is back');
@@ -95,6 +103,7 @@ async function openBackend(config: Config, log: FastifyBaseLogger): Promise<Back
         tlsCaFile: config.kafkaTlsCa,
         tlsCertFile: config.kafkaTlsCert,
         tlsKeyFile: config.kafkaTlsKey,
+        deliveryWindowMs: config.webhookDedupWindow,
         onConnection: (up) => {
           if (up) log.info('Kafka connection restored');
           else log.warn('Kafka cannot take writes: the ingress answers 503 until it can');
@@ -140,6 +149,25 @@ export async function startServer(config: Config): Promise<RunningServer> {
     log,
   });
   const service = new ResourceService(backend.resources, controlPlane);
+  const writer = new BrokerWriter({
+    eventLog: backend.eventLog,
+    controlPlane,
+    maxTtl: config.maxTtl,
+    onStoreError: (error) => log.error({ err: error }, 'could not store events'),
+  });
+  const sources = new SourceRuntime({
+    writer,
+    adapters: WEBHOOK_ADAPTERS,
+    // Read when a source is applied, never per event.
+    secrets: { env: process.env, dir: config.secretsDir },
+    defaultTimeoutMs: config.deliveryTimeout,
+    maxResponseBytes: config.maxEventSize,
+    dedup: { windowMs: config.webhookDedupWindow, capacity: WEBHOOK_DEDUP_CAPACITY },
+    ledger: backend.ledger,
+    onLedgerError: (error) => log.warn({ err: error }, 'the delivery ledger failed'),
+    brokerReady: (namespace, name) => controlPlane.readyBroker(namespace, name) !== undefined,
+  });
+  controlPlane.attachSources(sources);
 
   try {
     await controlPlane.start();
@@ -180,10 +208,16 @@ export async function startServer(config: Config): Promise<RunningServer> {
     );
     await app.register(
       ingressPlugin({
-        eventLog: backend.eventLog,
+        writer,
         controlPlane,
         maxEventSize: config.maxEventSize,
-        maxTtl: config.maxTtl,
+        isClosing: () => closing,
+      }),
+    );
+    await app.register(
+      webhooksPlugin({
+        runtime: sources,
+        maxBody: config.webhookMaxBody,
         isClosing: () => closing,
       }),
     );
@@ -212,6 +246,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
         const deadline = Date.now() + config.shutdownTimeout;
         // Stop accepting first, so no event is acknowledged that the store will not keep.
         await app.close();
+        sources.stop();
         await controlPlane.stop(deadline);
         destroyAgents();
         await backend.close();

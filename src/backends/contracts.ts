@@ -188,10 +188,22 @@ export interface ResourceStore {
   close(): Promise<void>;
 }
 
+/**
+ * Webhook deliveries already stored, shared by every replica and kept across restarts, so that a
+ * redelivery (same source, same delivery id) is not stored twice (DESIGN.md section 5).
+ */
+export interface DeliveryLedger {
+  /** True when `key` was added and has not expired. */
+  has(key: string): Promise<boolean>;
+  /** Remembers `key` for `ttlMs` (from now); adding it again extends it. */
+  add(key: string, ttlMs: number): Promise<void>;
+}
+
 /** What a backend factory returns; the composition root picks the factory. */
 export interface Backend {
   readonly name: string;
   readonly eventLog: EventLog;
   readonly resources: ResourceStore;
+  readonly ledger: DeliveryLedger;
   close(): Promise<void>;
 }

@@ -14,6 +14,7 @@ import type {
 import { resolveDelivery } from '../core/delivery.js';
 import { compileTriggerFilter, type CompiledFilter } from '../core/filters.js';
 import { canonicalJson } from '../core/resources/lifecycle.js';
+import { redactSecrets } from '../core/resources/secrets.js';
 import { brokerStatus, sourceStatus, triggerStatus } from '../core/resources/status.js';
 import { parseDuration } from '../core/duration.js';
 import { TributaryError } from '../core/errors.js';
@@ -39,6 +40,13 @@ export interface ControlPlaneOptions {
     warn(obj: object, msg: string): void;
     error(obj: object, msg: string): void;
   };
+}
+
+/** What runs the sources (src/sources/runtime.ts); the control plane tells it every change. */
+export interface SourceHost {
+  put(stored: StoredResource): void;
+  delete(key: ResourceKey): void;
+  status(stored: StoredResource, baseUrl: string): Record<string, unknown>;
 }
 
 interface BrokerState {
@@ -70,7 +78,7 @@ const brokerOf = (s: StoredResource): Broker => s.resource;
 export class ControlPlane {
   private readonly brokers = new Map<string, BrokerState>();
   private readonly triggers = new Map<string, TriggerState>();
-  private readonly sources = new Map<string, StoredResource>();
+  private sourceRuntime: SourceHost | undefined;
   /** Highest revision processed per key, and whether the key's last change was a delete. */
   private readonly processed = new Map<string, { revision: number; deleted: boolean }>();
   private waiters: Waiter[] = [];
@@ -92,6 +100,11 @@ export class ControlPlane {
       onError: (error, context) =>
         options.log.warn({ err: error, ...context }, 'could not settle a delivery'),
     };
+  }
+
+  /** Hands the `sources` collection to `runtime`; call before start(). */
+  attachSources(runtime: SourceHost): void {
+    this.sourceRuntime = runtime;
   }
 
   /** Starts following the store; resolves once the current resources are reconciled. */
@@ -208,7 +221,11 @@ export class ControlPlane {
         if (lastError !== undefined) status.lastError = lastError;
       }
     } else {
-      status = sourceStatus(resource);
+      status =
+        this.sourceRuntime?.status(stored, baseUrl) ??
+        sourceStatus(resource, { adapter: false, sinkReady: false, hasSecrets: false });
+      // The API never shows a secret's value.
+      return { ...redactSecrets(resource), status };
     }
     return { ...resource, status };
   }
@@ -266,8 +283,8 @@ export class ControlPlane {
           await (change.type === 'put' ? this.putTrigger(change.stored) : this.deleteTrigger(key));
           break;
         case 'sources':
-          if (change.type === 'put') this.sources.set(keyString(key), change.stored);
-          else this.sources.delete(keyString(key));
+          if (change.type === 'put') this.sourceRuntime?.put(change.stored);
+          else this.sourceRuntime?.delete(key);
           break;
       }
     } catch (error) {

@@ -12,17 +12,11 @@
  */
 import { setMaxListeners } from 'node:events';
 import type { EventLog, LogMessage, SubscriptionHandle } from '../backends/contracts.js';
-import {
-  decodeHttpMessage,
-  encodeBinary,
-  encodeStructured,
-  looksLikeCloudEvent,
-} from '../core/codec/index.js';
+import { decodeHttpMessage, looksLikeCloudEvent } from '../core/codec/index.js';
 import {
   deadLetterEvent,
   ERROR_DATA_LIMIT,
   nextStep,
-  type AttemptResult,
   type FailedAttempt,
   type ResolvedDelivery,
 } from '../core/delivery.js';
@@ -30,7 +24,8 @@ import { BrokerExtensions, withAttribute, type CloudEvent } from '../core/event.
 import { isTributaryError } from '../core/errors.js';
 import type { CompiledFilter } from '../core/filters.js';
 import { forDelivery, replyTtl } from '../core/ttl.js';
-import { send, type SendOutcome } from './http-sender.js';
+import { failureOf, postEvent, type Failure } from './attempts.js';
+import type { SendOutcome } from './http-sender.js';
 
 /** What the dispatcher needs to know about its trigger; replaced as a whole on every change. */
 export interface TriggerTarget {
@@ -92,31 +87,6 @@ function readNote(note: string | undefined): DeadLetterPhase | undefined {
 
 function writeNote(phase: DeadLetterPhase): string {
   return JSON.stringify({ dls: phase });
-}
-
-/** A delivery that failed, in the terms of the delivery policy, with a reason for people. */
-interface Failure {
-  readonly result: AttemptResult;
-  readonly reason: string;
-  readonly response?: { readonly status: number; readonly body: Uint8Array };
-}
-
-function failureOf(outcome: SendOutcome): Failure {
-  switch (outcome.result.kind) {
-    case 'timeout':
-      return { result: outcome.result, reason: 'did not answer in time' };
-    case 'network':
-      return { result: outcome.result, reason: `request failed: ${outcome.result.message}` };
-    case 'response': {
-      const body = outcome.response?.body ?? Buffer.alloc(0);
-      const text = body.subarray(0, ERROR_DATA_LIMIT).toString('utf8');
-      return {
-        result: outcome.result,
-        reason: `answered ${outcome.result.status}${text === '' ? '' : `: ${text}`}`,
-        response: { status: outcome.result.status, body },
-      };
-    }
-  }
 }
 
 /** Knative's broker answers 502 when a subscriber's reply is unusable; so do we, internally. */
@@ -229,12 +199,11 @@ export class TriggerDispatcher {
   }
 
   private post(url: URL, event: CloudEvent, target: TriggerTarget): Promise<SendOutcome> {
-    const encoded =
-      target.delivery.format === 'json' ? encodeStructured(event) : encodeBinary(event);
-    const headers = { ...encoded.headers, prefer: 'reply', 'kn-namespace': target.namespace };
-    return send(url, headers, encoded.body, {
+    return postEvent(url, event, {
+      format: target.delivery.format,
       timeoutMs: target.delivery.timeoutMs,
-      maxBodyBytes: this.options.maxResponseBytes,
+      maxResponseBytes: this.options.maxResponseBytes,
+      headers: { prefer: 'reply', 'kn-namespace': target.namespace },
       signal: this.abort.signal,
     });
   }

@@ -8,6 +8,12 @@ import type { ResourceStore, StoredResource } from '../backends/contracts.js';
 import { assertNoProblems, TributaryError, type FieldProblem } from '../core/errors.js';
 import { prepareWrite, withRequestDefaults } from '../core/resources/lifecycle.js';
 import { collectionOfKind } from '../core/resources/manifest.js';
+import {
+  REDACTED,
+  restoreSecrets,
+  SECRET_SPEC_FIELDS,
+  type SecretRef,
+} from '../core/resources/secrets.js';
 import { validateBroker, validateSource, validateTrigger } from '../core/resources/validate.js';
 import type { Collection, Resource, ResourceKey } from '../core/resources/types.js';
 import type { ControlPlane } from './control-plane.js';
@@ -110,7 +116,16 @@ export class ResourceService {
     };
     for (let attempt = 1; ; attempt++) {
       const existing = await this.store.get(key);
-      const prepared = prepareWrite(resource, existing?.resource, new Date(), randomUUID);
+      const incoming = restoreSecrets(resource, existing?.resource);
+      assertNoProblems(
+        SECRET_SPEC_FIELDS.filter(
+          (field) => (incoming.spec[field] as SecretRef | undefined)?.value === REDACTED,
+        ).map((field) => ({
+          field: `spec.${field}.value`,
+          message: `${REDACTED} stands for the stored secret of an existing ${resource.kind}; give the secret itself`,
+        })),
+      );
+      const prepared = prepareWrite(incoming, existing?.resource, new Date(), randomUUID);
       assertNoProblems(prepared.problems);
       if (existing !== undefined && !prepared.changed) {
         await this.controlPlane.awaitReconciled(key, existing.revision);

@@ -16,6 +16,7 @@ import {
 } from '../support/kafka.js';
 import type { BackendHarness } from './harness.js';
 import { eventLogConformance } from './event-log.suite.js';
+import { ledgerConformance } from './ledger.suite.js';
 import { resourceStoreConformance } from './resource-store.suite.js';
 
 const available = await kafkaRequired('the Kafka conformance suites');
@@ -49,4 +50,5 @@ afterAll(() => (available ? harness.cleanup() : undefined));
 describe.skipIf(!available)('Kafka backend', () => {
   eventLogConformance('kafka', harness);
   resourceStoreConformance('kafka', harness);
+  ledgerConformance('kafka', harness);
 });

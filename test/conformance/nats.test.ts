@@ -6,6 +6,7 @@
 import { afterAll, describe } from 'vitest';
 import { natsHarness, natsRequired } from '../support/nats.js';
 import { eventLogConformance } from './event-log.suite.js';
+import { ledgerConformance } from './ledger.suite.js';
 import { resourceStoreConformance } from './resource-store.suite.js';
 
 const available = await natsRequired('the NATS conformance suites');
@@ -16,4 +17,5 @@ afterAll(() => (available ? harness.cleanup() : undefined));
 describe.skipIf(!available)('NATS backend', () => {
   eventLogConformance('nats', harness);
   resourceStoreConformance('nats', harness);
+  ledgerConformance('nats', harness);
 });

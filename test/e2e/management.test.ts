@@ -212,13 +212,13 @@ spec:
     expect(JSON.stringify(body.errors)).toMatch(/line \d+/);
   });
 
-  it('stores sources, for the source adapters to come', async () => {
-    const { status, body } = await putResource(fx.url, 'sources', 'default', 'gh', {
-      apiVersion: 'sources.knative.dev/v1alpha1',
-      kind: 'GitHubSource',
+  it('stores sources whose adapter has not landed yet, not Ready', async () => {
+    const { status, body } = await putResource(fx.url, 'sources', 'default', 'ks', {
+      apiVersion: 'sources.knative.dev/v1beta1',
+      kind: 'KafkaSource',
       spec: {
-        ownerAndRepository: 'octo/repo',
-        eventTypes: ['push'],
+        bootstrapServers: ['127.0.0.1:9092'],
+        topics: ['orders'],
         sink: { ref: { kind: 'Broker', name: 'default' } },
       },
     });

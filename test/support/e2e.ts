@@ -50,7 +50,10 @@ export interface ServerFixture {
   ): Promise<string>;
 }
 
-export function useServer(args: readonly string[] = []): ServerFixture {
+export function useServer(
+  args: readonly string[] = [],
+  env: Readonly<Record<string, string>> = {},
+): ServerFixture {
   let server: ServerProcess | undefined;
   const receivers: Receiver[] = [];
   let brokers = 0;
@@ -76,7 +79,7 @@ export function useServer(args: readonly string[] = []): ServerFixture {
       backendArgs.push('--backend', 'nats', '--nats-url', NATS_URL, '--nats-prefix', prefix);
       backendArgs.push('--nats-ack-wait', '2s');
     }
-    server = await startServer({ dataDir: tempDir(), args: [...backendArgs, ...args] });
+    server = await startServer({ dataDir: tempDir(), args: [...backendArgs, ...args], env });
   });
   afterAll(async () => {
     await server?.stop();

@@ -158,14 +158,14 @@ describe('triggerStatus', () => {
 });
 
 describe('sourceStatus', () => {
-  it('a source is not Ready: AdapterUnavailable, naming its kind', () => {
+  it('a source without an adapter is not Ready: AdapterUnavailable, naming its kind', () => {
     const source: Resource = {
-      apiVersion: 'sources.knative.dev/v1alpha1',
-      kind: 'GitHubSource',
+      apiVersion: 'sources.knative.dev/v1beta1',
+      kind: 'KafkaSource',
       metadata: { name: 'gh', namespace: 'shop', generation: 2 },
       spec: { sink: { uri: 'http://x/' } },
     };
-    expect(sourceStatus(source)).toEqual({
+    expect(sourceStatus(source, { adapter: false, sinkReady: true, hasSecrets: false })).toEqual({
       observedGeneration: 2,
       conditions: [
         {
@@ -173,9 +173,65 @@ describe('sourceStatus', () => {
           status: 'False',
           reason: 'AdapterUnavailable',
           message:
-            'this version of Tributary stores GitHubSource resources but does not run their adapter yet',
+            'this version of Tributary stores KafkaSource resources but does not run their adapter yet',
         },
       ],
+    });
+  });
+
+  const github: Resource = {
+    apiVersion: 'sources.knative.dev/v1alpha1',
+    kind: 'GitHubSource',
+    metadata: { name: 'gh', namespace: 'shop', generation: 3 },
+    spec: { ownerAndRepository: 'o/r', sink: { ref: { kind: 'Broker', name: 'default' } } },
+  };
+
+  it('a webhook source with a ready sink and readable secrets is Ready, with its URLs', () => {
+    expect(
+      sourceStatus(github, {
+        adapter: true,
+        webhookUrl: 'http://h/webhooks/shop/gh',
+        sinkUri: 'http://h/shop/default',
+        sinkReady: true,
+        hasSecrets: true,
+      }),
+    ).toEqual({
+      observedGeneration: 3,
+      webhookUrl: 'http://h/webhooks/shop/gh',
+      sinkUri: 'http://h/shop/default',
+      conditions: [
+        { type: 'SinkProvided', status: 'True' },
+        { type: 'SecretsProvided', status: 'True' },
+        { type: 'Ready', status: 'True' },
+      ],
+    });
+  });
+
+  it('names the first thing missing in Ready: the sink, then the secrets', () => {
+    const noSink = sourceStatus(github, {
+      adapter: true,
+      sinkReady: false,
+      sinkMessage: 'Broker "default" does not exist',
+      hasSecrets: true,
+      secretsProblem: 'spec.secretToken: the environment variable X is not set',
+    });
+    const conditions = noSink.conditions as { type: string; status: string; reason?: string }[];
+    expect(conditions.map((c) => [c.type, c.status, c.reason])).toEqual([
+      ['SinkProvided', 'False', 'SinkNotReady'],
+      ['SecretsProvided', 'False', 'SecretNotFound'],
+      ['Ready', 'False', 'SinkNotReady'],
+    ]);
+    const noSecret = sourceStatus(github, {
+      adapter: true,
+      sinkReady: true,
+      hasSecrets: true,
+      secretsProblem: 'spec.secretToken: the environment variable X is not set',
+    });
+    expect((noSecret.conditions as { type: string; message?: string }[]).at(-1)).toEqual({
+      type: 'Ready',
+      status: 'False',
+      reason: 'SecretNotFound',
+      message: 'spec.secretToken: the environment variable X is not set',
     });
   });
 });

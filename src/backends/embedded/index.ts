@@ -11,6 +11,7 @@ import type { Backend, BrokerRef } from '../contracts.js';
 import type { CacheLimits } from './cache.js';
 import { EmbeddedEventLog } from './event-log.js';
 import { acquireDataDirLock } from './lock.js';
+import { EmbeddedLedger } from './ledger.js';
 import { EmbeddedResourceStore } from './resource-store.js';
 import { prepareDatabase } from './schema.js';
 import { rejection, warn, Writer, type WriterStats } from './writer.js';
@@ -94,6 +95,7 @@ function open(options: EmbeddedBackendOptions): EmbeddedBackend {
   let writer: Writer;
   let eventLog: EmbeddedEventLog;
   let resources: EmbeddedResourceStore;
+  let ledger: EmbeddedLedger;
   try {
     db = new Database(join(options.dataDir, DATABASE_FILE));
     prepareDatabase(db);
@@ -107,6 +109,7 @@ function open(options: EmbeddedBackendOptions): EmbeddedBackend {
     });
     eventLog = new EmbeddedEventLog(db, writer, { cacheLimits: options.cacheLimits });
     resources = new EmbeddedResourceStore(db, writer);
+    ledger = new EmbeddedLedger(db, writer);
   } catch (error) {
     db?.close();
     lock.release();
@@ -155,6 +158,7 @@ function open(options: EmbeddedBackendOptions): EmbeddedBackend {
     name: 'embedded',
     eventLog,
     resources,
+    ledger,
     close,
     stats: () => writer.stats(),
     sweep,

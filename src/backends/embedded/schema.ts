@@ -4,9 +4,9 @@ import type { Database } from 'better-sqlite3';
 /**
  * 1: the first schema. 2: a broker's retention (`brokers.retention_ms`), a nak's note
  * (`retries.note`), redriven dead letters (`dead_letters.redriven`; their retries row has seq =
- * -id, see event-log.ts).
+ * -id, see event-log.ts). 3: the delivery ledger of webhook sources (`delivery_ids`).
  */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /**
  * MIGRATIONS[v] turns a database at version v into one at version v + 1 (the DDL below then adds
@@ -19,6 +19,8 @@ ALTER TABLE retries ADD COLUMN note TEXT;
 ALTER TABLE dead_letters ADD COLUMN redriven INTEGER NOT NULL DEFAULT 0;
 DROP INDEX IF EXISTS dead_letters_by_subscription;
 `,
+  // The DDL adds the table.
+  2: '',
 };
 
 const DDL = `
@@ -93,6 +95,13 @@ CREATE TABLE IF NOT EXISTS resources (
   body TEXT NOT NULL,
   PRIMARY KEY (collection, namespace, name)
 ) WITHOUT ROWID;
+
+-- Webhook deliveries already stored (DeliveryLedger), until expires_at (epoch ms).
+CREATE TABLE IF NOT EXISTS delivery_ids (
+  key TEXT PRIMARY KEY,
+  expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS delivery_ids_by_expiry ON delivery_ids (expires_at);
 
 INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0);
 `;

@@ -33,11 +33,21 @@ export function isUnknownTopic(error: unknown): boolean {
   );
 }
 
-/** `error` as a TributaryError: NOT_FOUND for a missing topic, else unavailable (503). */
+/**
+ * `error` as a TributaryError: NOT_FOUND for a missing topic, PAYLOAD_TOO_LARGE for a record over
+ * the topic's max.message.bytes (no retry helps), else unavailable (503).
+ */
 export function kafkaError(error: unknown, what: string): TributaryError {
   if (isTributaryError(error)) return error;
   if (isUnknownTopic(error)) return new TributaryError('NOT_FOUND', `${what}: not found`);
   const message = (error as Error)?.message ?? String(error);
+  if (chain(error).some((e) => e.type === 'MESSAGE_TOO_LARGE')) {
+    return new TributaryError(
+      'PAYLOAD_TOO_LARGE',
+      `${what}: Kafka refuses records this large (the topic's max.message.bytes): ${message}`,
+      { cause: error },
+    );
+  }
   return new TributaryError('BACKEND_UNAVAILABLE', `${what}: Kafka: ${message}`, {
     cause: error,
     retryAfter: RETRY_AFTER_SECONDS,

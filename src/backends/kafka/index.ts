@@ -9,6 +9,7 @@ import { TributaryError } from '../../core/errors.js';
 import type { Backend } from '../contracts.js';
 import { kafkaError } from './errors.js';
 import { KafkaEventLog, type TopicOptions } from './event-log.js';
+import { KafkaLedger } from './ledger.js';
 import { KafkaResourceStore } from './resource-store.js';
 
 export type { TopicOptions } from './event-log.js';
@@ -39,9 +40,12 @@ export interface KafkaBackendOptions {
   readonly requestTimeoutMs?: number;
   /** Told when a write fails for want of Kafka (false) and when Kafka answers again (true). */
   readonly onConnection?: (up: boolean) => void;
+  /** How long the delivery ledger keeps a webhook delivery id (default 24 hours). */
+  readonly deliveryWindowMs?: number;
 }
 
 export const DEFAULT_PREFIX = 'tributary';
+const DAY_MS = 24 * 60 * 60 * 1000;
 const PREFIX = /^[A-Za-z0-9_-]{1,64}$/;
 /** While unhealthy, how often Kafka is asked whether it is back. */
 const PROBE_INTERVAL_MS = 1_000;
@@ -110,14 +114,18 @@ export async function createKafkaBackend(options: KafkaBackendOptions): Promise<
   const producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: false });
   let eventLog: KafkaEventLog | undefined;
   let resources: KafkaResourceStore | undefined;
+  let ledger: KafkaLedger | undefined;
   try {
     await admin.connect();
     await producer.connect();
     const replication = options.topics?.replicationFactor ?? 1;
     eventLog = await KafkaEventLog.open(kafka, admin, producer, prefix, options.topics ?? {});
-    resources = await KafkaResourceStore.open(kafka, admin, producer, prefix, replication);
+    const clients = { kafka, admin, producer, replicationFactor: replication };
+    resources = await KafkaResourceStore.open(clients, prefix);
+    ledger = await KafkaLedger.open(clients, prefix, options.deliveryWindowMs ?? DAY_MS);
   } catch (error) {
     await eventLog?.close().catch(() => {});
+    await resources?.close().catch(() => {});
     await producer.disconnect().catch(() => {});
     await admin.disconnect().catch(() => {});
     if (error instanceof TributaryError) throw error;
@@ -129,6 +137,7 @@ export async function createKafkaBackend(options: KafkaBackendOptions): Promise<
   }
   const log = eventLog;
   const store = resources;
+  const deliveries = ledger;
 
   // Health: an append that fails marks the log unhealthy; a probe marks it healthy again.
   let probing: NodeJS.Timeout | undefined;
@@ -155,12 +164,14 @@ export async function createKafkaBackend(options: KafkaBackendOptions): Promise<
     name: 'kafka',
     eventLog: log,
     resources: store,
+    ledger: deliveries,
     close: () => {
       closing ??= (async () => {
         if (probing !== undefined) clearTimeout(probing);
         try {
           await log.close();
           await store.close();
+          await deliveries.close();
         } finally {
           await producer.disconnect().catch(() => {});
           await admin.disconnect().catch(() => {});

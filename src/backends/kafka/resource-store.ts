@@ -10,13 +10,12 @@
  * tombstone), so that compaction never loses a refusal's reason.
  */
 import { randomUUID } from 'node:crypto';
-import type { Admin, Kafka, Producer } from 'kafkajs';
 import { TributaryError } from '../../core/errors.js';
 import type { Collection, Resource, ResourceKey } from '../../core/resources/types.js';
 import type { ResourceChange, ResourceStore, ResourceWatch, StoredResource } from '../contracts.js';
 import { compareKeys, copyKey, describeKey } from '../resource-key.js';
 import { kafkaError } from './errors.js';
-import { TopicView, type ViewRecord } from './topic-view.js';
+import { TopicView, type ViewClients, type ViewRecord } from './topic-view.js';
 
 interface WriteValue {
   readonly writer: string;
@@ -43,20 +42,11 @@ export class KafkaResourceStore implements ResourceStore {
 
   private constructor() {}
 
-  static async open(
-    kafka: Kafka,
-    admin: Admin,
-    producer: Producer,
-    prefix: string,
-    replicationFactor: number,
-  ): Promise<KafkaResourceStore> {
+  static async open(clients: ViewClients, prefix: string): Promise<KafkaResourceStore> {
     const store = new KafkaResourceStore();
     store.view = await TopicView.open({
-      kafka,
-      admin,
-      producer,
+      ...clients,
       topic: `${prefix}.resources`,
-      replicationFactor,
       onRecord: (record) => store.apply(record),
     });
     return store;

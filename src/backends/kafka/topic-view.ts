@@ -16,14 +16,20 @@ export interface ViewRecord {
   readonly timestamp: number;
 }
 
-export interface TopicViewOptions {
+/** The clients a view works through, and the replication of the topic it makes. */
+export interface ViewClients {
   readonly kafka: Kafka;
   readonly admin: Admin;
   readonly producer: Producer;
-  readonly topic: string;
   readonly replicationFactor: number;
+}
+
+export interface TopicViewOptions extends ViewClients {
+  readonly topic: string;
   /** Called for every record, in log order, exactly once per offset. */
   readonly onRecord: (record: ViewRecord) => void;
+  /** Records older than this are deleted too (compact and delete); absent: compaction only. */
+  readonly retentionMs?: number;
   /** How long opening may take to read what the topic holds (default 60 s). */
   readonly catchUpTimeoutMs?: number;
 }
@@ -55,7 +61,12 @@ export class TopicView {
           numPartitions: 1,
           replicationFactor: options.replicationFactor,
           configEntries: [
-            { name: 'cleanup.policy', value: 'compact' },
+            ...(options.retentionMs === undefined
+              ? [{ name: 'cleanup.policy', value: 'compact' }]
+              : [
+                  { name: 'cleanup.policy', value: 'compact,delete' },
+                  { name: 'retention.ms', value: String(options.retentionMs) },
+                ]),
             { name: 'min.insync.replicas', value: '1' },
           ],
         },

@@ -26,6 +26,14 @@ export function isNoResponders(error: unknown): boolean {
 export function toTributary(error: unknown, what: string): TributaryError {
   if (isTributaryError(error)) return error;
   if (isNotFound(error)) return new TributaryError('NOT_FOUND', `${what}: not found`);
+  const message = (error as Error)?.message ?? String(error);
+  if (/max_payload/i.test(message)) {
+    return new TributaryError(
+      'PAYLOAD_TOO_LARGE',
+      `${what}: NATS refuses messages this large (the server's max_payload): ${message}`,
+      { cause: error },
+    );
+  }
   return new TributaryError(
     'BACKEND_UNAVAILABLE',
     `${what}: NATS: ${(error as Error)?.message ?? String(error)}`,

@@ -7,6 +7,7 @@ import { TributaryError } from '../../core/errors.js';
 import type { Backend } from '../contracts.js';
 import { openNatsLink, type NatsConnectionOptions } from './connection.js';
 import { NatsEventLog, type StreamOptions } from './event-log.js';
+import { NatsLedger } from './ledger.js';
 import { NatsResourceStore } from './resource-store.js';
 
 export type { NatsConnectionOptions } from './connection.js';
@@ -22,9 +23,12 @@ export interface NatsBackendOptions extends NatsConnectionOptions {
   readonly streams?: StreamOptions;
   /** Told when the connection to NATS is lost (false) and when it is back (true). */
   readonly onConnection?: (up: boolean) => void;
+  /** How long the delivery ledger keeps a webhook delivery id (default 24 hours). */
+  readonly deliveryWindowMs?: number;
 }
 
 export const DEFAULT_PREFIX = 'tributary';
+const DAY_MS = 24 * 60 * 60 * 1000;
 const PREFIX = /^[A-Za-z0-9_-]{1,32}$/;
 
 export async function createNatsBackend(options: NatsBackendOptions): Promise<Backend> {
@@ -39,9 +43,11 @@ export async function createNatsBackend(options: NatsBackendOptions): Promise<Ba
   if (options.onConnection !== undefined) link.onStatus(options.onConnection);
   let eventLog: NatsEventLog | undefined;
   let resources: NatsResourceStore | undefined;
+  let ledger: NatsLedger;
   try {
     eventLog = await NatsEventLog.open(link, prefix, options.streams ?? {});
     resources = await NatsResourceStore.open(link, prefix);
+    ledger = await NatsLedger.open(link, prefix, options.deliveryWindowMs ?? DAY_MS);
   } catch (error) {
     await eventLog?.close().catch(() => {});
     await link.close();
@@ -59,6 +65,7 @@ export async function createNatsBackend(options: NatsBackendOptions): Promise<Ba
     name: 'nats',
     eventLog: log,
     resources: store,
+    ledger,
     close: () => {
       closing ??= (async () => {
         try {

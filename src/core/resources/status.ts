@@ -82,17 +82,57 @@ export function triggerStatus(trigger: Trigger, facts: TriggerFacts): Record<str
   return status;
 }
 
-/** Sources are stored now; their adapters arrive in their own issues. */
-export function sourceStatus(source: Resource): Record<string, unknown> {
-  return {
+export interface SourceFacts {
+  /** This version of Tributary runs the source's adapter. */
+  readonly adapter: boolean;
+  /** Where the sender posts deliveries (webhook sources). */
+  readonly webhookUrl?: string;
+  /** The resolved sink: the broker's address or the service's URI. */
+  readonly sinkUri?: string;
+  /** The sink can take events (a broker exists and is ready; a URI always). */
+  readonly sinkReady: boolean;
+  readonly sinkMessage?: string;
+  /** Why the source's secrets cannot be read; undefined when they can (or there are none). */
+  readonly secretsProblem?: string;
+  readonly hasSecrets: boolean;
+}
+
+/** A source's status, with the conditions of Knative's sources (SinkProvided, Ready). */
+export function sourceStatus(source: Resource, facts: SourceFacts): Record<string, unknown> {
+  if (!facts.adapter) {
+    return {
+      observedGeneration: source.metadata.generation,
+      conditions: [
+        condition(
+          'Ready',
+          false,
+          'AdapterUnavailable',
+          `this version of Tributary stores ${source.kind} resources but does not run their adapter yet`,
+        ),
+      ],
+    };
+  }
+  const conditions = [
+    condition(
+      'SinkProvided',
+      facts.sinkReady,
+      facts.sinkReady ? undefined : 'SinkNotReady',
+      facts.sinkMessage,
+    ),
+  ];
+  if (facts.hasSecrets) {
+    const ok = facts.secretsProblem === undefined;
+    conditions.push(
+      condition('SecretsProvided', ok, ok ? undefined : 'SecretNotFound', facts.secretsProblem),
+    );
+  }
+  const failed = conditions.find((c) => c.status !== 'True');
+  conditions.push(condition('Ready', failed === undefined, failed?.reason, failed?.message));
+  const status: Record<string, unknown> = {
     observedGeneration: source.metadata.generation,
-    conditions: [
-      condition(
-        'Ready',
-        false,
-        'AdapterUnavailable',
-        `this version of Tributary stores ${source.kind} resources but does not run their adapter yet`,
-      ),
-    ],
+    conditions,
   };
+  if (facts.webhookUrl !== undefined) status.webhookUrl = facts.webhookUrl;
+  if (facts.sinkUri !== undefined) status.sinkUri = facts.sinkUri;
+  return status;
 }

@@ -580,5 +580,197 @@ export function validateSource(resource: unknown): FieldProblem[] {
   if (!isObject(spec)) return [...problems, mustBeObject('spec', spec)];
   problems.push(...validateDestination(spec.sink, 'spec.sink', { allowBrokerRef: true }));
   problems.push(...validateDeliverySpec(spec.delivery, 'spec.delivery'));
+  const kindSpec = typeof resource.kind === 'string' ? SOURCE_SPECS[resource.kind] : undefined;
+  if (kindSpec !== undefined) {
+    problems.push(...validateCeOverrides(spec.ceOverrides, 'spec.ceOverrides'));
+    problems.push(...kindSpec.validate(spec));
+    problems.push(
+      ...unknownFields(spec, new Set([...COMMON_SOURCE_FIELDS, ...kindSpec.fields]), 'spec'),
+    );
+  }
   return problems;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Source kinds with an adapter: their own spec fields
+
+const COMMON_SOURCE_FIELDS = ['sink', 'delivery', 'ceOverrides', 'serviceAccountName'];
+
+/** Attributes a source sets itself; `ceOverrides.extensions` may not replace them. */
+const CONTEXT_ATTRIBUTES: ReadonlySet<string> = new Set([
+  'specversion',
+  'id',
+  'source',
+  'type',
+  'subject',
+  'time',
+  'datacontenttype',
+  'dataschema',
+  'data',
+  'data_base64',
+]);
+
+/** Knative's CloudEventOverrides: `{extensions: {name: value}}` added to every event. */
+function validateCeOverrides(value: unknown, field: string): FieldProblem[] {
+  if (value === undefined) return [];
+  if (!isObject(value)) return [mustBeObject(field, value)];
+  const problems = unknownFields(value, new Set(['extensions']), field);
+  if (value.extensions === undefined) return problems;
+  const extensions = `${field}.extensions`;
+  problems.push(
+    ...validateAttributeMap(value.extensions, extensions, {
+      requireEntries: false,
+      allowEmptyValues: true,
+    }),
+  );
+  if (isObject(value.extensions)) {
+    for (const name of Object.keys(value.extensions)) {
+      if (CONTEXT_ATTRIBUTES.has(name)) {
+        problems.push(
+          problem(
+            fieldPath(extensions, name),
+            `"${name}" is set by the source and cannot be overridden`,
+          ),
+        );
+      }
+    }
+  }
+  return problems;
+}
+
+const SECRET_FIELDS: ReadonlySet<string> = new Set(['value', 'env', 'secretKeyRef']);
+const SECRET_KEY_REF_FIELDS: ReadonlySet<string> = new Set(['name', 'key', 'optional']);
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * A secret (DESIGN.md section 2): exactly one of `value` (the secret itself), `env` (an
+ * environment variable of the server) and Knative's `secretKeyRef {name, key}` (the file
+ * `<--secrets-dir>/<name>/<key>`, as Kubernetes mounts a secret).
+ */
+export function validateSecretRef(value: unknown, field: string): FieldProblem[] {
+  if (value === undefined) return [];
+  if (!isObject(value)) return [mustBeObject(field, value)];
+  const given = Object.keys(value).filter((k) => SECRET_FIELDS.has(k));
+  const problems = unknownFields(value, SECRET_FIELDS, field);
+  if (given.length !== 1) {
+    problems.push(problem(field, 'give exactly one of value, env and secretKeyRef'));
+  }
+  problems.push(
+    ...(value.value === undefined ? [] : nonEmptyString(value.value, `${field}.value`)),
+  );
+  if (value.env !== undefined) {
+    problems.push(...nonEmptyString(value.env, `${field}.env`));
+    if (typeof value.env === 'string' && value.env !== '' && !ENV_NAME.test(value.env)) {
+      problems.push(problem(`${field}.env`, `"${value.env}" is not an environment variable name`));
+    }
+  }
+  const ref = value.secretKeyRef;
+  if (ref !== undefined) {
+    const refField = `${field}.secretKeyRef`;
+    if (!isObject(ref)) {
+      problems.push(mustBeObject(refField, ref));
+    } else {
+      problems.push(...validateName(ref.name, `${refField}.name`));
+      problems.push(...nonEmptyString(ref.key, `${refField}.key`));
+      if (typeof ref.key === 'string' && !/^[-._a-zA-Z0-9]+$/.test(ref.key)) {
+        problems.push(problem(`${refField}.key`, 'must consist of letters, digits, -, _ and .'));
+      }
+      problems.push(...unknownFields(ref, SECRET_KEY_REF_FIELDS, refField));
+    }
+  }
+  return problems;
+}
+
+function validateStringList(
+  value: unknown,
+  field: string,
+  check: (item: string, field: string) => FieldProblem[] = () => [],
+): FieldProblem[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value))
+    return [problem(field, `must be a list of strings, got ${describe(value)}`)];
+  return value.flatMap((item: unknown, i) =>
+    typeof item === 'string' && item !== ''
+      ? check(item, `${field}[${i}]`)
+      : [problem(`${field}[${i}]`, `must be a non-empty string, got ${describe(item)}`)],
+  );
+}
+
+const GITHUB_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]*)$/;
+
+/** Knative's GitHubSource spec (reference/knative.md 4.4). */
+function validateGitHubSpec(spec: JsonObject): FieldProblem[] {
+  const problems = nonEmptyString(spec.ownerAndRepository, 'spec.ownerAndRepository');
+  const owner = spec.ownerAndRepository;
+  if (typeof owner === 'string' && owner !== '') {
+    const parts = owner.split('/');
+    if (parts.length > 2 || !parts.every((p) => GITHUB_NAME.test(p))) {
+      problems.push(
+        problem(
+          'spec.ownerAndRepository',
+          `"${owner}" is not "owner/repository" or an organization name`,
+        ),
+      );
+    }
+  }
+  problems.push(
+    ...validateStringList(spec.eventTypes, 'spec.eventTypes', (item, field) =>
+      /^[a-z_]+$/.test(item)
+        ? []
+        : [
+            problem(
+              field,
+              `"${item}" is not a GitHub webhook event name (such as push or pull_request)`,
+            ),
+          ],
+    ),
+  );
+  problems.push(...validateSecretRef(spec.secretToken, 'spec.secretToken'));
+  problems.push(...validateSecretRef(spec.accessToken, 'spec.accessToken'));
+  if (spec.githubAPIURL !== undefined)
+    problems.push(...validateHttpUrl(spec.githubAPIURL, 'spec.githubAPIURL'));
+  if (spec.secure !== undefined && typeof spec.secure !== 'boolean') {
+    problems.push(problem('spec.secure', `must be a boolean, got ${describe(spec.secure)}`));
+  }
+  return problems;
+}
+
+/** Knative's GitLabSource spec (reference/knative.md 4.5), plus the Standard Webhooks signing token. */
+function validateGitLabSpec(spec: JsonObject): FieldProblem[] {
+  const problems = validateHttpUrl(spec.projectUrl, 'spec.projectUrl');
+  problems.push(
+    ...validateStringList(spec.eventTypes, 'spec.eventTypes', (item, field) =>
+      /^[a-z_]+_events$/.test(item)
+        ? []
+        : [problem(field, `"${item}" is not a GitLab webhook trigger (such as push_events)`)],
+    ),
+  );
+  problems.push(...validateSecretRef(spec.secretToken, 'spec.secretToken'));
+  problems.push(...validateSecretRef(spec.signingToken, 'spec.signingToken'));
+  problems.push(...validateSecretRef(spec.accessToken, 'spec.accessToken'));
+  if (spec.sslverify !== undefined && typeof spec.sslverify !== 'boolean') {
+    problems.push(problem('spec.sslverify', `must be a boolean, got ${describe(spec.sslverify)}`));
+  }
+  return problems;
+}
+
+const SOURCE_SPECS: Record<
+  string,
+  { fields: readonly string[]; validate: (spec: JsonObject) => FieldProblem[] }
+> = {
+  GitHubSource: {
+    fields: [
+      'ownerAndRepository',
+      'eventTypes',
+      'secretToken',
+      'accessToken',
+      'githubAPIURL',
+      'secure',
+    ],
+    validate: validateGitHubSpec,
+  },
+  GitLabSource: {
+    fields: ['projectUrl', 'eventTypes', 'secretToken', 'signingToken', 'accessToken', 'sslverify'],
+    validate: validateGitLabSpec,
+  },
+};
