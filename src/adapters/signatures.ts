@@ -45,7 +45,7 @@ export type StandardWebhookCheck =
 /**
  * A Standard Webhooks signature (standardwebhooks.com): `webhook-signature` lists space-separated
  * `v1,<base64 HMAC-SHA256>` of `<webhook-id>.<webhook-timestamp>.<body>`, keyed with the
- * base64 part of a `whsec_` secret (the whole secret, as UTF-8, when it has no such prefix).
+ * base64-decoded secret, without its `whsec_` prefix when it has one.
  */
 export function verifyStandardWebhook(
   headers: { id?: string; timestamp?: string; signature?: string },
@@ -65,9 +65,11 @@ export function verifyStandardWebhook(
   if (skew > STANDARD_WEBHOOKS_TOLERANCE_S) {
     return { ok: false, reason: `webhook-timestamp is ${Math.round(skew)} s away from now` };
   }
-  const key = secret.startsWith('whsec_')
-    ? Buffer.from(secret.slice('whsec_'.length), 'base64')
-    : Buffer.from(secret, 'utf8');
+  // As the specification's reference libraries: the key is the base64 after an optional prefix.
+  const key = Buffer.from(
+    secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret,
+    'base64',
+  );
   const expected = createHmac('sha256', key).update(`${id}.${timestamp}.`).update(body).digest();
   for (const entry of signature.split(' ')) {
     const comma = entry.indexOf(',');

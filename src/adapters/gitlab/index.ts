@@ -37,7 +37,8 @@ export function gitlabEventName(header: string): string {
     .replace(/ Hook$/i, '')
     .trim()
     .toLowerCase()
-    .replace(/[^a-z0-9]+/g, '_');
+    .replace(/[^a-z0-9]+/g, '_')
+    .replace(/^_+|_+$/g, '');
 }
 
 /** Trigger names whose plural GitLab spells differently from the event name. */
@@ -51,6 +52,11 @@ const TRIGGER_NAMES: Readonly<Record<string, string>> = {
 /** The webhook trigger (`spec.eventTypes` entry) that makes GitLab send an event. */
 export function gitlabTrigger(eventName: string): string {
   return TRIGGER_NAMES[eventName] ?? `${eventName}_events`;
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  const trimmed = value?.trim();
+  return trimmed === '' ? undefined : trimmed;
 }
 
 function unauthorized(message: string): TributaryError {
@@ -105,8 +111,8 @@ function compile(source: Resource, secrets: ResolvedSecrets): WebhookHandler {
         };
       }
       const id =
-        header(request, 'idempotency-key') ??
-        header(request, 'x-gitlab-event-uuid') ??
+        nonEmpty(header(request, 'idempotency-key')) ??
+        nonEmpty(header(request, 'x-gitlab-event-uuid')) ??
         randomUUID();
       return {
         kind: 'event',

@@ -715,7 +715,7 @@ function validateGitHubSpec(spec: JsonObject): FieldProblem[] {
   }
   problems.push(
     ...validateStringList(spec.eventTypes, 'spec.eventTypes', (item, field) =>
-      /^[a-z_]+$/.test(item)
+      /^[a-z0-9_]+$/.test(item)
         ? []
         : [
             problem(
