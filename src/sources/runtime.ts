@@ -243,8 +243,9 @@ export class SourceRuntime {
     }
     counters.forwarded++;
     // Recorded once stored: a crash in between can let a redelivery through (twice is better than
-    // never), never the other way round.
-    await this.options.ledger
+    // never), never the other way round. Not awaited: the sender need not wait for a second
+    // write, and this replica's window covers a redelivery that comes before the record lands.
+    void this.options.ledger
       .add(id, this.options.dedup.windowMs)
       .catch((error: unknown) => this.options.onLedgerError(error));
     return answer;
