@@ -14,7 +14,7 @@
  */
 import http from 'node:http';
 import { HttpConnection, payload, postRequest } from './http-client.js';
-import { cpuNs, mainThreadCpuNs, rssBytes } from './proc.js';
+import { cpuNs, mainThreadCpuNs, monotonicUs, now, rssBytes, sleep } from './proc.js';
 import { median, percentiles, Samples, slope, type Percentiles } from './stats.js';
 
 interface Common {
@@ -165,10 +165,6 @@ export interface BurstResult {
   /** TCP connections the server opened to the subscriber during the measured burst. */
   readonly subscriberConnections: number;
 }
-
-const now = (): number => performance.now();
-const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 function binaryRequest(
   path: string,

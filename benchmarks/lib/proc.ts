@@ -144,3 +144,10 @@ export function machine(): { node: string; cpu: string; cores: number; pinning: 
     pinning: pinningNote(),
   };
 }
+
+/** Milliseconds on this process's high-resolution clock. */
+export const now = (): number => performance.now();
+/** CLOCK_MONOTONIC in µs, the clock of V8's CPU profiles. */
+export const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
+export const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, ms));

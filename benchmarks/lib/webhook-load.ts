@@ -21,7 +21,7 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { GITHUB_EVENT, GITHUB_EVENT_TYPE, hubSignature256, pushPayload } from './github-payload.js';
 import { HttpConnection, postRequest } from './http-client.js';
-import { cpuNs } from './proc.js';
+import { cpuNs, monotonicUs, now, sleep } from './proc.js';
 import { percentiles, Samples, type Percentiles } from './stats.js';
 
 export type DeliveryMode = 'webhook' | 'ingress';
@@ -87,10 +87,6 @@ export interface DeliveryResult extends PhaseResult {
   /** Receipts of ids this process did not send in the phase they arrived in. */
   readonly strays: number;
 }
-
-const now = (): number => performance.now();
-const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Phase {
   /** Ids sent and not received yet, with their send time. */
