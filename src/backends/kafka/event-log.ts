@@ -50,6 +50,8 @@ export interface TopicOptions {
 }
 
 const DEFAULT_PARTITIONS = 10;
+/** Tries of a topic step while Kafka's metadata has not caught up with a new topic. */
+const UNKNOWN_TOPIC_ATTEMPTS = 5;
 export const DEFAULT_TOPIC_TEMPLATE = '{prefix}.{namespace}.{broker}';
 const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
 /** Events waiting for a retry in one member beyond which it stops taking new ones. */
@@ -204,26 +206,50 @@ export class KafkaEventLog implements EventLog {
         ...Object.entries(this.options.configs ?? {}).map(([name, value]) => ({ name, value })),
       ];
       for (const topic of [this.topic(broker), this.redriveTopic(broker)]) {
-        const created = await this.admin.createTopics({
-          waitForLeaders: true,
-          topics: [
-            {
-              topic,
-              numPartitions: this.options.partitions ?? DEFAULT_PARTITIONS,
-              replicationFactor: this.options.replicationFactor,
-              configEntries: configs,
-            },
-          ],
-        });
-        if (!created) {
-          await this.admin.alterConfigs({
-            validateOnly: false,
-            resources: [{ type: 2 /* TOPIC */, name: topic, configEntries: configs.slice(0, 1) }],
-          });
-        }
+        await this.untilKnown(() => this.createOrConfigure(topic, configs));
         this.knownTopics.add(topic);
       }
     });
+  }
+
+  /**
+   * Runs `step` again while Kafka says the topic is unknown: right after a topic is created, a
+   * broker whose metadata has not caught up yet can still say so (seen with SASL listeners under
+   * load), for a moment.
+   */
+  private async untilKnown(step: () => Promise<void>): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await step();
+        return;
+      } catch (error) {
+        if (!isUnknownTopic(error) || attempt >= UNKNOWN_TOPIC_ATTEMPTS || this.closed) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+      }
+    }
+  }
+
+  private async createOrConfigure(
+    topic: string,
+    configs: readonly { name: string; value: string }[],
+  ): Promise<void> {
+    const created = await this.admin.createTopics({
+      waitForLeaders: true,
+      topics: [
+        {
+          topic,
+          numPartitions: this.options.partitions ?? DEFAULT_PARTITIONS,
+          replicationFactor: this.options.replicationFactor,
+          configEntries: [...configs],
+        },
+      ],
+    });
+    if (!created) {
+      await this.admin.alterConfigs({
+        validateOnly: false,
+        resources: [{ type: 2 /* TOPIC */, name: topic, configEntries: configs.slice(0, 1) }],
+      });
+    }
   }
 
   async deleteBroker(broker: BrokerRef): Promise<void> {
