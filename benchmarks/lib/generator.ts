@@ -14,7 +14,7 @@
  */
 import http from 'node:http';
 import { HttpConnection, payload, postRequest } from './http-client.js';
-import { cpuNs, mainThreadCpuNs, monotonicUs, now, rssBytes, sleep } from './proc.js';
+import { cpuNs, mainThreadCpuNs, monotonicUs, now, rssBytes, sleep, runTask } from './proc.js';
 import { median, percentiles, Samples, slope, type Percentiles } from './stats.js';
 
 interface Common {
@@ -757,15 +757,4 @@ async function main(task: GeneratorTask): Promise<unknown> {
   }
 }
 
-main(JSON.parse(process.argv[2]!) as GeneratorTask).then(
-  (result) => {
-    process.stdout.write(`${JSON.stringify(result)}\n`);
-    process.exit(0);
-  },
-  (error: unknown) => {
-    process.stderr.write(
-      `${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-    );
-    process.exit(1);
-  },
-);
+runTask<GeneratorTask>(main);

@@ -151,3 +151,22 @@ export const now = (): number => performance.now();
 export const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
 export const sleep = (ms: number): Promise<void> =>
   new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The end of a child process of the harness: runs `main` with the task given as JSON in argv[2],
+ * prints its result as one JSON line and exits 0, or prints the error and exits 1.
+ */
+export function runTask<T>(main: (task: T) => Promise<unknown>): void {
+  main(JSON.parse(process.argv[2]!) as T).then(
+    (result) => {
+      process.stdout.write(`${JSON.stringify(result)}\n`);
+      process.exit(0);
+    },
+    (error: unknown) => {
+      process.stderr.write(
+        `${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+      );
+      process.exit(1);
+    },
+  );
+}

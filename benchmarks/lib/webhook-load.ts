@@ -21,7 +21,7 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { GITHUB_EVENT, GITHUB_EVENT_TYPE, hubSignature256, pushPayload } from './github-payload.js';
 import { HttpConnection, postRequest } from './http-client.js';
-import { cpuNs, monotonicUs, now, sleep } from './proc.js';
+import { cpuNs, monotonicUs, now, sleep, runTask } from './proc.js';
 import { percentiles, Samples, type Percentiles } from './stats.js';
 
 export type DeliveryMode = 'webhook' | 'ingress';
@@ -303,15 +303,4 @@ async function main(task: DeliveryTask): Promise<DeliveryResult> {
   };
 }
 
-main(JSON.parse(process.argv[2]!) as DeliveryTask).then(
-  (result) => {
-    process.stdout.write(`${JSON.stringify(result)}\n`);
-    process.exit(0);
-  },
-  (error: unknown) => {
-    process.stderr.write(
-      `${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-    );
-    process.exit(1);
-  },
-);
+runTask<DeliveryTask>(main);
