@@ -40,15 +40,24 @@ const DEPENDENCY_PLUGIN = 'org.apache.maven.plugins:maven-dependency-plugin:3.11
 /** Logged at INFO by kafka.server.KafkaRaftServer once the broker serves clients. */
 export const STARTED_LINE = 'Kafka Server started';
 
-/** A failure with a message meant for a person: what is missing and what to do. */
-export class KafkaSetupError extends Error {
-  override readonly name = 'KafkaSetupError';
+/**
+ * A failure with a message meant for a person: what is missing and what to do. Shared by the
+ * services of these scripts (scripts/rocketmq.ts has its own subclass).
+ */
+export class ServiceSetupError extends Error {
+  override readonly name: string = 'ServiceSetupError';
+}
+
+/** A ServiceSetupError of the Kafka broker. */
+export class KafkaSetupError extends ServiceSetupError {
+  override readonly name: string = 'KafkaSetupError';
 }
 
 export type Log = (line: string) => void;
 const quiet: Log = () => {};
 
-function env(name: string): string | undefined {
+/** An environment variable's value; undefined when it is unset or empty. */
+export function env(name: string): string | undefined {
   const value = process.env[name];
   return value === undefined || value === '' ? undefined : value;
 }
@@ -72,15 +81,16 @@ export function kafkaHome(version = kafkaVersion()): string {
   return path.join(cacheDir(), `kafka-${version}`);
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, ms));
 
-interface RunResult {
+export interface RunResult {
   readonly code: number | null;
   readonly output: string;
 }
 
 /** Runs a command to its end; the output is stdout and stderr together. ENOENT rejects. */
-function run(command: string, args: readonly string[], cwd?: string): Promise<RunResult> {
+export function run(command: string, args: readonly string[], cwd?: string): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     execFile(
       command,
@@ -97,7 +107,7 @@ function run(command: string, args: readonly string[], cwd?: string): Promise<Ru
   });
 }
 
-function lastLines(text: string, count = 40): string {
+export function lastLines(text: string, count = 40): string {
   return text.trimEnd().split('\n').slice(-count).join('\n');
 }
 
@@ -114,21 +124,24 @@ export function javaBinary(): string {
 /** Which JVM build `checkJava` found (a hash of its `-version`), for class data archives. */
 let javaIdentity: string | undefined;
 
-/** Checks that Java 17 or newer is there (Kafka 4.x brokers need it); returns its major version. */
-export async function checkJava(): Promise<number> {
+/**
+ * Checks that Java 17 or newer is there (Kafka 4.x brokers need it, RocketMQ runs on it); returns
+ * its major version. `what` names the service in the messages.
+ */
+export async function checkJava(what = `the Kafka ${kafkaVersion()} broker`): Promise<number> {
   const java = javaBinary();
   let result: RunResult;
   try {
     result = await run(java, ['-version']);
   } catch {
-    throw new KafkaSetupError(
+    throw new ServiceSetupError(
       `Java is not installed (no \`${java}\` on PATH${env('JAVA_HOME') === undefined ? '' : ' or in JAVA_HOME'}): ` +
-        'the Kafka broker needs Java 17 or newer (e.g. apt-get install openjdk-17-jre-headless).',
+        `${what} needs Java 17 or newer (e.g. apt-get install openjdk-17-jre-headless).`,
     );
   }
   const match = /version "(\d+)(?:\.(\d+))?/.exec(result.output);
   if (result.code !== 0 || match === null) {
-    throw new KafkaSetupError(`\`${java} -version\` failed:\n${lastLines(result.output)}`);
+    throw new ServiceSetupError(`\`${java} -version\` failed:\n${lastLines(result.output)}`);
   }
   javaIdentity = createHash('sha256')
     .update(`${java}\n${result.output}`)
@@ -136,14 +149,12 @@ export async function checkJava(): Promise<number> {
     .slice(0, 16);
   const major = match[1] === '1' ? Number(match[2]) : Number(match[1]);
   if (major < 17) {
-    throw new KafkaSetupError(
-      `Java ${major} found (${java}); the Kafka ${kafkaVersion()} broker needs Java 17 or newer.`,
-    );
+    throw new ServiceSetupError(`Java ${major} found (${java}); ${what} needs Java 17 or newer.`);
   }
   return major;
 }
 
-function isAlive(pid: number): boolean {
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -192,7 +203,7 @@ export async function withFileLock<T>(
       continue;
     }
     if (Date.now() > deadline) {
-      throw new KafkaSetupError(
+      throw new ServiceSetupError(
         `waited ${Math.round(timeoutMs / 1000)} s for ${what}: process ${holder} holds ${file} ` +
           '(remove the file if that process is not a Tributary script or test)',
       );
@@ -235,59 +246,74 @@ function completeLibDir(libDir: string, version: string): boolean {
   }
 }
 
-function throwawayPom(version: string): string {
-  const [group, artifact, binding] = SLF4J_SIMPLE.split(':');
+/** A POM that only declares `coordinates` (`group:artifact:version` each) as dependencies. */
+function throwawayPom(name: string, coordinates: readonly string[]): string {
+  const dependencies = coordinates.map((coordinate) => {
+    const [group, artifact, version] = coordinate.split(':');
+    return `    <dependency>
+      <groupId>${group}</groupId>
+      <artifactId>${artifact}</artifactId>
+      <version>${version}</version>
+    </dependency>`;
+  });
   return `<?xml version="1.0" encoding="UTF-8"?>
-<!-- Written by Tributary's scripts/kafka.ts to resolve the Kafka broker's jars; nothing to build. -->
+<!-- Written by Tributary's scripts to resolve a service's jars (${name}); nothing to build. -->
 <project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
   <groupId>local.tributary</groupId>
-  <artifactId>kafka-runtime</artifactId>
+  <artifactId>${name}</artifactId>
   <version>1</version>
   <packaging>pom</packaging>
   <dependencies>
-    <dependency>
-      <groupId>org.apache.kafka</groupId>
-      <artifactId>kafka_2.13</artifactId>
-      <version>${version}</version>
-    </dependency>
-    <dependency>
-      <groupId>${group}</groupId>
-      <artifactId>${artifact}</artifactId>
-      <version>${binding}</version>
-    </dependency>
+${dependencies.join('\n')}
   </dependencies>
 </project>
 `;
 }
 
+/** What `resolveMavenJars` resolves, and where to. */
+export interface MavenJars {
+  /** The directory that gets `lib/` (the jars), `pom.xml` and the resolve lock. */
+  readonly home: string;
+  /** Recorded in `lib/manifest.json`: a `lib/` of another version is resolved again. */
+  readonly version: string;
+  /** The throwaway POM's artifactId, e.g. `kafka-runtime`. */
+  readonly name: string;
+  /** For messages, e.g. `the Kafka 4.4.0 broker's jars`. */
+  readonly what: string;
+  /** `group:artifact:version` of each dependency; the first one is named in errors. */
+  readonly coordinates: readonly string[];
+  /** A jar file name that must be among the resolved jars (proof that the main one came). */
+  readonly requiredJar: string;
+  /** Called (under the lock) right before a new `lib/` replaces the old one. */
+  readonly onReplace?: () => void;
+  readonly log?: Log;
+}
+
 /**
- * The directory holding the broker's jars (`<cache>/kafka-<version>/lib`), resolved from Maven
- * Central with `mvn ... copy-dependencies` when it is not complete yet. Returns at once when it is.
+ * The `lib/` directory of `spec.home`, resolved from Maven Central with `mvn ... copy-dependencies`
+ * (runtime scope) when it is not complete yet, under a file lock. Returns at once when it is.
  */
-export async function resolveKafkaJars(
-  options: { readonly version?: string; readonly log?: Log } = {},
-): Promise<string> {
-  const version = options.version ?? kafkaVersion();
-  const log = options.log ?? quiet;
-  const home = kafkaHome(version);
+export async function resolveMavenJars(spec: MavenJars): Promise<string> {
+  const { home, version, what } = spec;
+  const log = spec.log ?? quiet;
   const libDir = path.join(home, 'lib');
   if (completeLibDir(libDir, version)) return libDir;
-  return withFileLock(path.join(home, 'resolve.lock'), 'the Kafka jars', 10 * 60_000, async () => {
+  return withFileLock(path.join(home, 'resolve.lock'), what, 10 * 60_000, async () => {
     if (completeLibDir(libDir, version)) return libDir; // another process resolved them meanwhile
     try {
       await run('mvn', ['--version']);
     } catch {
-      throw new KafkaSetupError(
-        `Maven (mvn) is not installed: it resolves the Kafka ${version} broker's jars from Maven ` +
-          `Central into ${libDir} (once). Install Maven 3 (e.g. apt-get install maven).`,
+      throw new ServiceSetupError(
+        `Maven (mvn) is not installed: it resolves ${what} from Maven Central into ${libDir} ` +
+          '(once). Install Maven 3 (e.g. apt-get install maven).',
       );
     }
     const pom = path.join(home, 'pom.xml');
-    writeFileSync(pom, throwawayPom(version), 'utf8');
+    writeFileSync(pom, throwawayPom(spec.name, spec.coordinates), 'utf8');
     const partial = path.join(home, `lib.partial-${process.pid}`);
     rmSync(partial, { recursive: true, force: true });
-    log(`resolving the Kafka ${version} broker's jars from Maven Central into ${libDir} ...`);
+    log(`resolving ${what} from Maven Central into ${libDir} ...`);
     const started = Date.now();
     const result = await run('mvn', [
       '-B',
@@ -300,20 +326,42 @@ export async function resolveKafkaJars(
       `${DEPENDENCY_PLUGIN}:copy-dependencies`,
     ]);
     const jars = existsSync(partial) ? readdirSync(partial).filter((f) => f.endsWith('.jar')) : [];
-    if (result.code !== 0 || !jars.includes(`kafka_2.13-${version}.jar`)) {
+    if (result.code !== 0 || !jars.includes(spec.requiredJar)) {
       rmSync(partial, { recursive: true, force: true });
-      throw new KafkaSetupError(
-        `mvn could not resolve org.apache.kafka:kafka_2.13:${version} (exit ${result.code}); is ` +
+      throw new ServiceSetupError(
+        `mvn could not resolve ${spec.coordinates.join(', ')} (exit ${result.code}); is ` +
           `Maven Central reachable?\n${lastLines(result.output)}`,
       );
     }
     const manifest: Manifest = { version, jars: jars.sort() };
     writeFileSync(path.join(partial, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
     rmSync(libDir, { recursive: true, force: true });
-    rmSync(path.join(home, 'cds'), { recursive: true, force: true }); // archives of the old jars
+    spec.onReplace?.();
     renameSync(partial, libDir);
     log(`resolved ${jars.length} jars in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     return libDir;
+  });
+}
+
+/**
+ * The directory holding the broker's jars (`<cache>/kafka-<version>/lib`), resolved from Maven
+ * Central with `mvn ... copy-dependencies` when it is not complete yet. Returns at once when it is.
+ */
+export function resolveKafkaJars(
+  options: { readonly version?: string; readonly log?: Log } = {},
+): Promise<string> {
+  const version = options.version ?? kafkaVersion();
+  const home = kafkaHome(version);
+  return resolveMavenJars({
+    home,
+    version,
+    name: 'kafka-runtime',
+    what: `the Kafka ${version} broker's jars`,
+    coordinates: [`org.apache.kafka:kafka_2.13:${version}`, SLF4J_SIMPLE],
+    requiredJar: `kafka_2.13-${version}.jar`,
+    // class data archives of the old jars
+    onReplace: () => rmSync(path.join(home, 'cds'), { recursive: true, force: true }),
+    log: options.log,
   });
 }
 
@@ -583,12 +631,13 @@ export interface LocalKafka {
   readonly pidFile: string;
 }
 
-function portFromEnv(name: string, fallback: number): number {
+/** A TCP port from the environment variable `name`, else `fallback`. */
+export function portFromEnv(name: string, fallback: number): number {
   const text = env(name);
   if (text === undefined) return fallback;
   const port = Number(text);
   if (!Number.isInteger(port) || port < 1 || port > 65_535) {
-    throw new KafkaSetupError(`${name}=${text} is not a TCP port`);
+    throw new ServiceSetupError(`${name}=${text} is not a TCP port`);
   }
   return port;
 }
@@ -615,7 +664,7 @@ export function localKafka(version = kafkaVersion()): LocalKafka {
 }
 
 /** The command line of a process, or undefined when it cannot be read (or it is gone). */
-async function commandLine(pid: number): Promise<string | undefined> {
+export async function commandLine(pid: number): Promise<string | undefined> {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
   } catch {
@@ -643,7 +692,8 @@ async function runningPid(local: LocalKafka): Promise<number | undefined> {
   return args.includes('kafka.Kafka') && args.includes(local.propertiesFile) ? pid : undefined;
 }
 
-function logTail(file: string): string {
+/** The last lines of a log file, or `(no log)`. */
+export function logTail(file: string): string {
   try {
     return lastLines(readFileSync(file, 'utf8'));
   } catch {
@@ -783,7 +833,7 @@ export async function localKafkaUp(
 }
 
 /** Waits until `pid` is gone, up to `timeoutMs`; true when it is. */
-async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
+export async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (isAlive(pid)) {
     if (Date.now() > deadline) return false;

@@ -13,7 +13,7 @@ import { healthPlugin } from './api/health.js';
 import { ingressPlugin } from './api/ingress.js';
 import { managementPlugin } from './api/management.js';
 import { webhooksPlugin } from './api/webhooks.js';
-import { WEBHOOK_ADAPTERS } from './adapters/index.js';
+import { PULLING_ADAPTERS, WEBHOOK_ADAPTERS } from './adapters/index.js';
 import { SourceRuntime } from './sources/runtime.js';
 import { installProblemHandlers } from './api/problem.js';
 import { redactUrls, type Config } from './config.js';
@@ -158,6 +158,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const sources = new SourceRuntime({
     writer,
     adapters: WEBHOOK_ADAPTERS,
+    pullingAdapters: PULLING_ADAPTERS,
+    log,
     // Read when a source is applied, never per event.
     secrets: { env: process.env, dir: config.secretsDir },
     defaultTimeoutMs: config.deliveryTimeout,
@@ -246,7 +248,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
         const deadline = Date.now() + config.shutdownTimeout;
         // Stop accepting first, so no event is acknowledged that the store will not keep.
         await app.close();
-        sources.stop();
+        await sources.stop();
         await controlPlane.stop(deadline);
         destroyAgents();
         await backend.close();

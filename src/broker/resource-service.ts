@@ -11,8 +11,8 @@ import { collectionOfKind } from '../core/resources/manifest.js';
 import {
   REDACTED,
   restoreSecrets,
+  secretAt,
   SECRET_SPEC_FIELDS,
-  type SecretRef,
 } from '../core/resources/secrets.js';
 import { validateBroker, validateSource, validateTrigger } from '../core/resources/validate.js';
 import type { Collection, Resource, ResourceKey } from '../core/resources/types.js';
@@ -119,7 +119,7 @@ export class ResourceService {
       const incoming = restoreSecrets(resource, existing?.resource);
       assertNoProblems(
         SECRET_SPEC_FIELDS.filter(
-          (field) => (incoming.spec[field] as SecretRef | undefined)?.value === REDACTED,
+          (field) => secretAt(incoming.spec, field)?.value === REDACTED,
         ).map((field) => ({
           field: `spec.${field}.value`,
           message: `${REDACTED} stands for the stored secret of an existing ${resource.kind}; give the secret itself`,

@@ -5,7 +5,8 @@
  *
  * Webhook adapters (GitHub, GitLab) are pushed to: the runtime hands each HTTP delivery to the
  * adapter's handler and answers the sender with what came of it. Pulling adapters (Kafka,
- * RocketMQ, MNS, the Kubernetes API) arrive with their own contract in later issues.
+ * RocketMQ; MNS and the Kubernetes API later) consume from their upstream themselves and hand each
+ * message to `PullContext.deliver`, acknowledging it upstream only once that resolved.
  */
 import type { CloudEvent } from '../core/event.js';
 import type { Resource } from '../core/resources/types.js';
@@ -51,6 +52,53 @@ export interface WebhookAdapter {
   readonly kind: string;
   /** Builds the handler of a validated source resource. */
   compile(source: Resource, secrets: ResolvedSecrets): WebhookHandler;
+}
+
+/**
+ * What the runtime gives a running pulling source. One context per start: after the source is
+ * stopped (`signal` aborted) every call is ignored and `deliver` rejects.
+ */
+export interface PullContext {
+  /**
+   * Takes one event to the source's sink: stored in the broker, or accepted by the service (or its
+   * dead-letter sink) under the source's delivery spec. Resolves once accepted; while the sink
+   * refuses, the runtime tries again with backoff and the promise waits, so that the caller's
+   * consumption pauses instead of piling events up. Rejects only when the source stops, with the
+   * signal's reason (or `options.signal`'s, which ends this one delivery early, e.g. when a
+   * partition moved to another consumer); the message is then left unacknowledged upstream.
+   */
+  deliver(event: CloudEvent, options?: { readonly signal?: AbortSignal }): Promise<void>;
+  /** Counts messages taken from upstream. */
+  received(count: number): void;
+  /** The upstream answers (a consumer joined its group, a receive succeeded). */
+  connected(): void;
+  /**
+   * The upstream failed (authentication, unreachable endpoint, missing topic): counted, and shown
+   * in the source's `Connected` condition until `connected()` is called again. `reason` is a
+   * CamelCase word such as `AuthenticationFailed` or `Unreachable`.
+   */
+  upstreamError(reason: string, message: string): void;
+  /** Aborted when the source is stopped (deleted, changed, or the server shuts down). */
+  readonly signal: AbortSignal;
+  readonly log: SourceLog;
+}
+
+export interface SourceLog {
+  info(fields: Record<string, unknown>, message: string): void;
+  warn(fields: Record<string, unknown>, message: string): void;
+}
+
+/** A running pulling source. */
+export interface PullingSource {
+  /** Stops consuming and leaves the upstream cleanly; what was not acknowledged comes again. */
+  stop(): Promise<void>;
+}
+
+export interface PullingAdapter {
+  /** The resource kind, e.g. `KafkaSource`. */
+  readonly kind: string;
+  /** Starts consuming for a validated source resource; never throws for upstream problems. */
+  start(source: Resource, secrets: ResolvedSecrets, context: PullContext): PullingSource;
 }
 
 /** One header's value: the first when it was sent several times, undefined when absent. */

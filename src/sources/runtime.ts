@@ -1,23 +1,44 @@
 /**
  * The sources of one replica (DESIGN.md section 5, docs/sources.md): it follows the `sources`
  * collection through the control plane, compiles each webhook source with its resolved secrets,
- * and takes each webhook delivery from check to sink:
+ * starts (and restarts on change) each pulling source, and takes each event from check to sink.
+ *
+ * A webhook delivery:
  *
  * - the adapter checks the signature or token and makes the CloudEvent (or a ping's answer);
  * - a delivery id seen before (a redelivery) is answered 202 and not forwarded again;
  * - a broker sink stores the event as the ingress does, and the sender gets 202 once it is
  *   durable; a URI sink gets the event straight away, with the source's delivery spec (retries,
  *   backoff, dead-letter sink), and the sender gets the service's 2xx, or 502 if nobody took it.
+ *
+ * A pulling source (Kafka, RocketMQ) hands each upstream message to `PullContext.deliver`, which
+ * resolves once the sink took the event as above; while the sink refuses, it tries again with a
+ * growing pause (up to `maxSinkBackoffMs`) and the adapter waits, so consumption pauses and the
+ * message is acknowledged upstream only after it is safe. Nothing is dropped: a poison message
+ * needs a dead-letter sink to be stepped over (docs/sources.md).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { DeliveryLedger, StoredResource } from '../backends/contracts.js';
 import { deliverDirect } from '../broker/attempts.js';
 import type { BrokerWriter } from '../broker/broker-writer.js';
+import { backoffDelayMs } from '../core/backoff.js';
 import { resolveDelivery, type ResolvedDelivery } from '../core/delivery.js';
+import type { CloudEvent } from '../core/event.js';
 import { isTributaryError, TributaryError } from '../core/errors.js';
-import { sourceStatus } from '../core/resources/status.js';
-import { SECRET_SPEC_FIELDS } from '../core/resources/secrets.js';
+import { canonicalJson } from '../core/resources/lifecycle.js';
+import { sourceStatus, type UpstreamFacts } from '../core/resources/status.js';
+import { secretFieldsOf } from '../core/resources/secrets.js';
 import type { DeliverySpec, Destination, ResourceKey } from '../core/resources/types.js';
-import type { WebhookAdapter, WebhookHandler, WebhookRequest } from './contracts.js';
+import type {
+  PullContext,
+  PullingAdapter,
+  PullingSource,
+  ResolvedSecrets,
+  SourceLog,
+  WebhookAdapter,
+  WebhookHandler,
+  WebhookRequest,
+} from './contracts.js';
 import { RecentIds, type RecentIdsOptions } from './recent-ids.js';
 import { resolveSecrets, type SecretSources } from './secrets.js';
 
@@ -33,9 +54,13 @@ export const SOURCE_DEFAULT_DELIVERY: Readonly<DeliverySpec> = Object.freeze({
   timeout: 'PT5S',
 });
 
+/** The first pause of a pulling source whose sink refused an event; it doubles up to the cap. */
+export const SINK_RETRY_BASE_MS = 100;
+export const DEFAULT_MAX_SINK_BACKOFF_MS = 30_000;
+
 /** What the sources of this replica did since it started. */
 export interface SourceCounters {
-  /** Deliveries that reached the source's webhook URL. */
+  /** Deliveries that reached the source's webhook URL, or messages taken from upstream. */
   received: number;
   /** Events stored in the broker or accepted by the service (or its dead-letter sink). */
   forwarded: number;
@@ -47,10 +72,24 @@ export interface SourceCounters {
   duplicates: number;
   /** Refused: signature, token, headers or body wrong. */
   rejected: number;
-  /** The sink did not take the event (the sender got a 5xx). */
+  /** The sink did not take the event (the sender got a 5xx; a pulling source tries again). */
   failed: number;
+  /** Errors of a pulling source's upstream (authentication, connection, missing topic). */
+  upstreamErrors: number;
   lastError?: { message: string; time: string };
 }
+
+/** The counters `status.events` shows, per kind of source. */
+const WEBHOOK_COUNTERS = [
+  'received',
+  'forwarded',
+  'pings',
+  'ignored',
+  'duplicates',
+  'rejected',
+  'failed',
+] as const;
+const PULLING_COUNTERS = ['received', 'forwarded', 'failed', 'upstreamErrors'] as const;
 
 export interface WebhookAnswer {
   readonly status: number;
@@ -60,6 +99,10 @@ export interface WebhookAnswer {
 export interface SourceRuntimeOptions {
   readonly writer: BrokerWriter;
   readonly adapters: readonly WebhookAdapter[];
+  readonly pullingAdapters?: readonly PullingAdapter[];
+  readonly log: SourceLog;
+  /** The longest pause between two tries of an event a pulling source's sink refused. */
+  readonly maxSinkBackoffMs?: number;
   readonly secrets: SecretSources;
   /** Per-attempt timeout of a URI sink whose delivery spec names none. */
   readonly defaultTimeoutMs: number;
@@ -76,10 +119,19 @@ interface SourceState {
   readonly stored: StoredResource;
   readonly adapter: WebhookAdapter | undefined;
   readonly handler: WebhookHandler | undefined;
+  readonly pulling: PullingAdapter | undefined;
+  readonly secrets: ResolvedSecrets | undefined;
   readonly secretsProblem: string | undefined;
   readonly sink: { readonly broker: { namespace: string; name: string } } | { readonly uri: URL };
   readonly delivery: ResolvedDelivery;
   readonly counters: SourceCounters;
+  /** What makes a pulling source restart when it changes: its spec and labels. */
+  readonly identity: string;
+  /** The running pulling source, its stop signal, and what it last said of its upstream. */
+  run?: { readonly abort: AbortController; source?: PullingSource; stopped?: Promise<void> };
+  upstream: UpstreamFacts;
+  /** Why the sink refused the last event of a pulling source; cleared when one is accepted. */
+  sinkRefusal: string | undefined;
 }
 
 const keyString = (namespace: string, name: string): string => `${namespace}/${name}`;
@@ -93,17 +145,22 @@ function newCounters(): SourceCounters {
     duplicates: 0,
     rejected: 0,
     failed: 0,
+    upstreamErrors: 0,
   };
 }
 
 export class SourceRuntime {
   private readonly sources = new Map<string, SourceState>();
   private readonly adapters: ReadonlyMap<string, WebhookAdapter>;
+  private readonly pullingAdapters: ReadonlyMap<string, PullingAdapter>;
   private readonly recent: RecentIds;
   private readonly abort = new AbortController();
+  /** Pulling sources being stopped (changed or deleted), awaited by stop(). */
+  private readonly stopping = new Set<Promise<void>>();
 
   constructor(private readonly options: SourceRuntimeOptions) {
     this.adapters = new Map(options.adapters.map((a) => [a.kind, a]));
+    this.pullingAdapters = new Map((options.pullingAdapters ?? []).map((a) => [a.kind, a]));
     this.recent = new RecentIds(options.dedup);
   }
 
@@ -114,17 +171,25 @@ export class SourceRuntime {
     const k = keyString(namespace, name);
     const before = this.sources.get(k);
     const adapter = this.adapters.get(resource.kind);
+    const pulling = this.pullingAdapters.get(resource.kind);
     const spec = resource.spec as { sink: Destination; delivery?: DeliverySpec };
     const secrets =
-      adapter === undefined ? undefined : resolveSecrets(resource, this.options.secrets);
+      adapter === undefined && pulling === undefined
+        ? undefined
+        : resolveSecrets(resource, this.options.secrets);
     const ref = spec.sink.ref;
-    this.sources.set(k, {
+    const sameSource =
+      before !== undefined && before.stored.resource.metadata.uid === resource.metadata.uid;
+    const identity = canonicalJson({ spec: resource.spec, labels: resource.metadata.labels });
+    const state: SourceState = {
       stored,
       adapter,
       handler:
         adapter !== undefined && secrets?.ok === true
           ? adapter.compile(resource, secrets.secrets)
           : undefined,
+      pulling,
+      secrets: secrets?.ok === true ? secrets.secrets : undefined,
       secretsProblem: secrets?.ok === false ? secrets.message : undefined,
       sink:
         ref !== undefined
@@ -135,20 +200,163 @@ export class SourceRuntime {
         SOURCE_DEFAULT_DELIVERY,
         this.options.defaultTimeoutMs,
       ),
-      counters:
-        before !== undefined && before.stored.resource.metadata.uid === resource.metadata.uid
-          ? before.counters
-          : newCounters(),
-    });
+      counters: sameSource ? before.counters : newCounters(),
+      identity,
+      upstream: { connected: undefined },
+      sinkRefusal: undefined,
+    };
+    if (before?.run !== undefined && sameSource && before.identity === identity) {
+      // Unchanged for the consumer (a new resourceVersion only): it keeps running.
+      state.run = before.run;
+      state.upstream = before.upstream;
+      state.sinkRefusal = before.sinkRefusal;
+      this.sources.set(k, state);
+      return;
+    }
+    const previous = before === undefined ? undefined : this.stopRun(before);
+    this.sources.set(k, state);
+    if (pulling !== undefined && state.secrets !== undefined && !this.abort.signal.aborted) {
+      this.startRun(state, pulling, previous);
+    }
   }
 
   delete(key: ResourceKey): void {
-    this.sources.delete(keyString(key.namespace, key.name));
+    const k = keyString(key.namespace, key.name);
+    const state = this.sources.get(k);
+    this.sources.delete(k);
+    if (state !== undefined) void this.stopRun(state);
   }
 
-  /** Stops deliveries to URI sinks that are waiting for a retry. */
-  stop(): void {
+  /** Stops every pulling source and the deliveries to URI sinks that wait for a retry. */
+  async stop(): Promise<void> {
     this.abort.abort();
+    for (const state of this.sources.values()) void this.stopRun(state);
+    await Promise.all([...this.stopping]);
+  }
+
+  /**
+   * Starts the pulling source of `state` once `previous` (the run it replaces) has stopped, so
+   * that one replica never runs two consumers of one source.
+   */
+  private startRun(
+    state: SourceState,
+    adapter: PullingAdapter,
+    previous: Promise<void> | undefined,
+  ): void {
+    const abort = new AbortController();
+    const run: NonNullable<SourceState['run']> = { abort };
+    state.run = run;
+    const begin = (): void => {
+      if (abort.signal.aborted) return;
+      try {
+        run.source = adapter.start(
+          state.stored.resource,
+          state.secrets!,
+          this.context(state, abort),
+        );
+      } catch (error) {
+        this.noteUpstream(state, abort.signal, 'StartFailed', (error as Error).message);
+      }
+    };
+    if (previous === undefined) begin();
+    else void previous.then(begin);
+  }
+
+  /** Stops the pulling source of `state`, if it runs; resolves once it has. */
+  private stopRun(state: SourceState): Promise<void> | undefined {
+    const run = state.run;
+    if (run === undefined) return undefined;
+    if (run.stopped !== undefined) return run.stopped;
+    run.abort.abort(new Error('the source stopped'));
+    const { namespace, name } = state.stored.key;
+    const stopped = (async () => {
+      try {
+        await run.source?.stop();
+      } catch (error) {
+        this.options.log.warn(
+          { err: error, source: `${namespace}/${name}` },
+          'a source did not stop cleanly',
+        );
+      }
+    })();
+    run.stopped = stopped;
+    this.stopping.add(stopped);
+    void stopped.then(() => this.stopping.delete(stopped));
+    return stopped;
+  }
+
+  private context(state: SourceState, abort: AbortController): PullContext {
+    const signal = abort.signal;
+    const { namespace, name } = state.stored.key;
+    const source = `${namespace}/${name}`;
+    const live = (): boolean => !signal.aborted;
+    const counters = state.counters;
+    return {
+      signal,
+      log: {
+        info: (fields, message) => this.options.log.info({ source, ...fields }, message),
+        warn: (fields, message) => this.options.log.warn({ source, ...fields }, message),
+      },
+      received: (count) => {
+        if (live()) counters.received += count;
+      },
+      connected: () => {
+        if (live()) state.upstream = { connected: true };
+      },
+      upstreamError: (reason, message) => this.noteUpstream(state, signal, reason, message),
+      deliver: (event, options) =>
+        this.deliverPulled(
+          state,
+          event,
+          options?.signal === undefined ? signal : AbortSignal.any([signal, options.signal]),
+        ),
+    };
+  }
+
+  private noteUpstream(
+    state: SourceState,
+    signal: AbortSignal,
+    reason: string,
+    message: string,
+  ): void {
+    if (signal.aborted) return;
+    const changed = state.upstream.reason !== reason || state.upstream.message !== message;
+    state.upstream = { connected: false, reason, message };
+    state.counters.upstreamErrors++;
+    this.noteError(state.counters, message);
+    if (changed) {
+      const { namespace, name } = state.stored.key;
+      this.options.log.warn({ source: `${namespace}/${name}`, reason }, message);
+    }
+  }
+
+  /** Takes a pulled event to the sink, pausing and trying again while the sink refuses. */
+  private async deliverPulled(
+    state: SourceState,
+    event: CloudEvent,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const maxMs = this.options.maxSinkBackoffMs ?? DEFAULT_MAX_SINK_BACKOFF_MS;
+    for (let attempt = 1; ; attempt++) {
+      signal.throwIfAborted();
+      try {
+        await this.forward(state, event, signal);
+        if (!signal.aborted) {
+          state.counters.forwarded++;
+          state.sinkRefusal = undefined;
+        }
+        return;
+      } catch (error) {
+        signal.throwIfAborted();
+        const message = (error as Error).message;
+        state.counters.failed++;
+        state.sinkRefusal = message;
+        this.noteError(state.counters, message);
+      }
+      await sleep(backoffDelayMs('exponential', SINK_RETRY_BASE_MS, attempt, maxMs), undefined, {
+        signal,
+      });
+    }
   }
 
   /** The source's status as this replica sees it, with its counters. */
@@ -159,7 +367,9 @@ export class SourceRuntime {
       state !== undefined && state.stored.resource.metadata.uid === stored.resource.metadata.uid
         ? state
         : undefined;
-    const adapter = this.adapters.has(stored.resource.kind);
+    const webhook = this.adapters.has(stored.resource.kind);
+    const pulling = this.pullingAdapters.has(stored.resource.kind);
+    const adapter = webhook || pulling;
     const sink = current?.sink;
     const brokerSink = sink !== undefined && 'broker' in sink ? sink.broker : undefined;
     const sinkReady =
@@ -168,7 +378,7 @@ export class SourceRuntime {
     const spec = stored.resource.spec;
     const status = sourceStatus(stored.resource, {
       adapter,
-      webhookUrl: adapter ? `${baseUrl}/webhooks/${namespace}/${name}` : undefined,
+      webhookUrl: webhook ? `${baseUrl}/webhooks/${namespace}/${name}` : undefined,
       sinkUri:
         sink === undefined
           ? undefined
@@ -180,12 +390,19 @@ export class SourceRuntime {
         sinkReady || brokerSink === undefined
           ? undefined
           : `Broker "${brokerSink.name}" does not exist in namespace "${brokerSink.namespace}"`,
-      hasSecrets: SECRET_SPEC_FIELDS.some((f) => spec[f] !== undefined),
+      hasSecrets: secretFieldsOf(spec).length > 0,
       secretsProblem: current?.secretsProblem,
+      ...(pulling
+        ? {
+            upstream: current?.upstream ?? { connected: undefined },
+            sinkRefusal: current?.sinkRefusal,
+          }
+        : {}),
     });
     if (adapter && current !== undefined) {
-      const { lastError, ...counts } = current.counters;
-      status.events = counts;
+      const { lastError } = current.counters;
+      const names = pulling ? PULLING_COUNTERS : WEBHOOK_COUNTERS;
+      status.events = Object.fromEntries(names.map((n) => [n, current.counters[n]]));
       if (lastError !== undefined) status.lastError = lastError;
     }
     return status;
@@ -263,7 +480,8 @@ export class SourceRuntime {
 
   private async forward(
     state: SourceState,
-    event: Parameters<BrokerWriter['write']>[2][number],
+    event: CloudEvent,
+    signal: AbortSignal = this.abort.signal,
   ): Promise<WebhookAnswer> {
     if ('broker' in state.sink) {
       const { namespace, name } = state.sink.broker;
@@ -273,7 +491,7 @@ export class SourceRuntime {
     const outcome = await deliverDirect(state.sink.uri, event, state.delivery, {
       maxResponseBytes: this.options.maxResponseBytes,
       headers: { 'kn-namespace': state.stored.key.namespace },
-      signal: this.abort.signal,
+      signal,
     });
     if (outcome.delivered === false) {
       throw new TributaryError(

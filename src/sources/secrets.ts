@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Resource } from '../core/resources/types.js';
-import { SECRET_SPEC_FIELDS, type SecretRef } from '../core/resources/secrets.js';
+import { secretAt, SECRET_SPEC_FIELDS, type SecretRef } from '../core/resources/secrets.js';
 import type { ResolvedSecrets } from './contracts.js';
 
 export interface SecretSources {
@@ -40,11 +40,10 @@ function resolveOne(ref: SecretRef, field: string, from: SecretSources): string 
 
 /** Every secret of the source's spec, or the first one that cannot be read. */
 export function resolveSecrets(source: Resource, from: SecretSources): SecretsOutcome {
-  const spec = source.spec as Record<string, SecretRef | undefined>;
   const secrets: Record<string, string> = {};
   try {
     for (const field of SECRET_SPEC_FIELDS) {
-      const ref = spec[field];
+      const ref = secretAt(source.spec, field);
       if (ref === undefined) continue;
       if (ref.secretKeyRef?.optional === true) {
         try {

@@ -213,12 +213,12 @@ spec:
   });
 
   it('stores sources whose adapter has not landed yet, not Ready', async () => {
-    const { status, body } = await putResource(fx.url, 'sources', 'default', 'ks', {
-      apiVersion: 'sources.knative.dev/v1beta1',
-      kind: 'KafkaSource',
+    const { status, body } = await putResource(fx.url, 'sources', 'default', 'mns', {
+      apiVersion: 'sources.tributary.dev/v1alpha1',
+      kind: 'MnsSource',
       spec: {
-        bootstrapServers: ['127.0.0.1:9092'],
-        topics: ['orders'],
+        endpoint: 'http://123456.mns.cn-hangzhou.aliyuncs.com',
+        queue: 'orders',
         sink: { ref: { kind: 'Broker', name: 'default' } },
       },
     });

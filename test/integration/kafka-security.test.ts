@@ -2,8 +2,12 @@
  * The Kafka backend's security options (issue 7, item 4) against private brokers that require
  * them: SASL PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, TLS with a client certificate, and SCRAM
  * over TLS through the CLI's flags. The right settings open the backend and carry an event; wrong
- * ones fail with a TributaryError that says why, instead of hanging.
+ * ones fail with a TributaryError that says why, instead of hanging. A KafkaSource on the SCRAM
+ * over TLS broker shows a wrong password in its status and consumes once it is fixed.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../../src/backends/contracts.js';
 import { createKafkaBackend, type KafkaBackendOptions } from '../../src/backends/kafka/index.js';
@@ -14,6 +18,8 @@ import {
   type PrivateKafka,
   type SaslMechanism,
 } from '../support/kafka.js';
+import { getJson, until } from '../support/delivery.js';
+import { Receiver } from '../support/receiver.js';
 import { binaryEvent, putResource, startServer } from '../support/server-process.js';
 import { removeTempDirs, tempDir } from '../support/temp-dir.js';
 
@@ -86,8 +92,14 @@ describe.runIf(available)('Kafka backend: security options', () => {
     await refused({ brokers: [kafka.bootstrap], tlsCaFile: tls.caFile }, /Kafka/);
   });
 
-  it('SCRAM-SHA-512 over TLS through the CLI flags', async () => {
+  it('SCRAM-SHA-512 over TLS through the CLI flags, and a KafkaSource on that cluster', async () => {
     const kafka = await broker({ sasl: 'scram-sha-512', tls: true });
+    // The KafkaSource's secrets: Knative's secretKeyRef files, as Kubernetes would mount them.
+    const secretsDir = tempDir();
+    mkdirSync(join(secretsDir, 'kafka'));
+    writeFileSync(join(secretsDir, 'kafka', 'user'), `${USER}\n`);
+    writeFileSync(join(secretsDir, 'kafka', 'password'), `${PASSWORD}\n`);
+    writeFileSync(join(secretsDir, 'kafka', 'ca.crt'), kafka.tls!.ca);
     const server = await startServer({
       dataDir: tempDir(),
       args: [
@@ -101,6 +113,8 @@ describe.runIf(available)('Kafka backend: security options', () => {
         'scram-sha-512',
         '--kafka-sasl-username',
         USER,
+        '--secrets-dir',
+        secretsDir,
       ],
       // The password from the environment, as the help text advises.
       env: { TRIBUTARY_KAFKA_SASL_PASSWORD: PASSWORD },
@@ -114,8 +128,90 @@ describe.runIf(available)('Kafka backend: security options', () => {
         binaryEvent({ specversion: '1.0', id: 'x', source: '/sec', type: 'com.example.sec' }),
       );
       expect(response.status).toBe(202);
+      await kafkaSourceOverSaslTls(server.url, kafka);
     } finally {
       await server.stop();
     }
   });
+
+  /**
+   * A KafkaSource with SASL SCRAM-SHA-512 over TLS (secrets from files) delivers a record; the same
+   * with a wrong password shows AuthenticationFailed in its status, and recovers once fixed.
+   */
+  async function kafkaSourceOverSaslTls(url: string, kafka: PrivateKafka): Promise<void> {
+    const receiver = await new Receiver().start();
+    try {
+      const topic = 'secured-orders';
+      const client = new Kafka({
+        clientId: 'tributary-test',
+        brokers: [kafka.bootstrap],
+        logLevel: logLevel.NOTHING,
+        ssl: { ca: [kafka.tls!.ca] },
+        sasl: { mechanism: 'scram-sha-512', username: USER, password: PASSWORD },
+      });
+      const admin = client.admin();
+      await admin.connect();
+      await admin.createTopics({ topics: [{ topic }], waitForLeaders: true });
+      await admin.disconnect();
+      const net = (password: Record<string, unknown>) => ({
+        sasl: {
+          enable: true,
+          user: { secretKeyRef: { name: 'kafka', key: 'user' } },
+          password,
+          type: { value: 'SCRAM-SHA-512' },
+        },
+        tls: { enable: true, caCert: { secretKeyRef: { name: 'kafka', key: 'ca.crt' } } },
+      });
+      const spec = (password: Record<string, unknown>) => ({
+        kind: 'KafkaSource',
+        spec: {
+          bootstrapServers: [kafka.bootstrap],
+          topics: [topic],
+          initialOffset: 'earliest',
+          net: net(password),
+          sink: { uri: receiver.url },
+        },
+      });
+      const wrong = await putResource(
+        url,
+        'sources',
+        'default',
+        'secured',
+        spec({ value: 'wrong' }),
+      );
+      expect(wrong.status, JSON.stringify(wrong.body)).toBe(201);
+      const refused = await until(
+        'the source to report the failed authentication',
+        async () => (await getJson(`${url}/v1/namespaces/default/sources/secured`)).body.status,
+        (status: any) =>
+          status?.conditions?.some(
+            (c: any) => c.type === 'Connected' && c.reason === 'AuthenticationFailed',
+          ),
+        30_000,
+      );
+      expect(refused.conditions.find((c: any) => c.type === 'Ready').status).toBe('False');
+      expect(refused.events.upstreamErrors).toBeGreaterThan(0);
+      // The password never shows, not even the wrong one.
+      const shown = await getJson(`${url}/v1/namespaces/default/sources/secured`);
+      expect(shown.body.spec.net.sasl.password).toEqual({ value: '<redacted>' });
+
+      const fixed = await putResource(
+        url,
+        'sources',
+        'default',
+        'secured',
+        spec({ secretKeyRef: { name: 'kafka', key: 'password' } }),
+      );
+      expect(fixed.status, JSON.stringify(fixed.body)).toBe(200);
+      const producer = client.producer();
+      await producer.connect();
+      await producer.send({ topic, messages: [{ key: 'k', value: 'over SASL and TLS' }] });
+      await producer.disconnect();
+      const [request] = await receiver.waitFor(1, 30_000);
+      expect(request!.body.toString()).toBe('over SASL and TLS');
+      expect(request!.headers['ce-type']).toBe('dev.knative.kafka.event');
+    } finally {
+      await receiver.stop();
+    }
+  }
 });

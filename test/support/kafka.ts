@@ -145,6 +145,32 @@ export function uniqueTopic(prefix = uniqueTopicPrefix(), name = 'topic'): strin
   return `${prefix}-${name}-${randomBytes(3).toString('hex')}`;
 }
 
+/** Creates `topic` on the shared cluster with `partitions` partitions, once its leaders are up. */
+export async function createKafkaTopic(topic: string, partitions = 1): Promise<void> {
+  const admin = kafkaClient().admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({
+      topics: [{ topic, numPartitions: partitions }],
+      waitForLeaders: true,
+    });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** The ids of the members of a consumer group of the shared cluster (none: empty). */
+export async function groupMembers(groupId: string): Promise<string[]> {
+  const admin = kafkaClient().admin();
+  await admin.connect();
+  try {
+    const { groups } = await admin.describeGroups([groupId]);
+    return (groups[0]?.members ?? []).map((member) => member.memberId);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /** Deletes every topic whose name starts with `prefix`; returns their names. */
 export async function deleteTopicsByPrefix(
   prefix: string,

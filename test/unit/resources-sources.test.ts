@@ -1,11 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { FieldProblem } from '../../src/core/errors.js';
-import {
-  REDACTED,
-  redactSecrets,
-  restoreSecrets,
-  SECRET_SPEC_FIELDS,
-} from '../../src/core/resources/secrets.js';
+import { REDACTED, redactSecrets, restoreSecrets } from '../../src/core/resources/secrets.js';
 import type { Resource } from '../../src/core/resources/types.js';
 import { validateSource } from '../../src/core/resources/validate.js';
 
@@ -313,15 +308,14 @@ describe('validateSource: GitLabSource', () => {
 });
 
 describe('validateSource: kinds without an adapter', () => {
-  it('a KafkaSource gets only the generic checks: unknown spec fields and any ceOverrides pass', () => {
+  it('an ApiServerSource gets only the generic checks: unknown spec fields and any ceOverrides pass', () => {
     expect(
       validateSource({
-        apiVersion: 'sources.knative.dev/v1beta1',
-        kind: 'KafkaSource',
-        metadata: { name: 'kafka', namespace: 'default' },
+        apiVersion: 'sources.knative.dev/v1',
+        kind: 'ApiServerSource',
+        metadata: { name: 'k8s', namespace: 'default' },
         spec: {
-          bootstrapServers: ['my-cluster-kafka-bootstrap.kafka:9092'],
-          topics: ['knative-demo-topic'],
+          resources: [{ apiVersion: 'v1', kind: 'Event' }],
           foo: 'bar',
           secretToken: {},
           ceOverrides: { extensions: { id: 'x' } },
@@ -331,14 +325,14 @@ describe('validateSource: kinds without an adapter', () => {
     ).toEqual([]);
   });
 
-  it('a KafkaSource still needs a sink', () => {
+  it('an MnsSource still needs a sink', () => {
     expect(
       fields(
         validateSource({
-          apiVersion: 'sources.knative.dev/v1beta1',
-          kind: 'KafkaSource',
-          metadata: { name: 'kafka', namespace: 'default' },
-          spec: { topics: ['t'] },
+          apiVersion: 'sources.tributary.dev/v1alpha1',
+          kind: 'MnsSource',
+          metadata: { name: 'mns', namespace: 'default' },
+          spec: { queue: 'q' },
         }),
       ),
     ).toEqual(['spec.sink']);
@@ -355,8 +349,23 @@ function resource(spec: Record<string, unknown>): Resource {
 }
 
 describe('redactSecrets', () => {
-  it('the secret fields are secretToken, signingToken and accessToken', () => {
-    expect([...SECRET_SPEC_FIELDS]).toEqual(['secretToken', 'signingToken', 'accessToken']);
+  it('redacts and restores nested secrets (KafkaSource net) without touching siblings', () => {
+    const input = resource({
+      net: {
+        sasl: { enable: true, user: { value: 'alice' }, password: { env: 'KAFKA_PASSWORD' } },
+        tls: { enable: false },
+      },
+    });
+    const redacted = redactSecrets(input);
+    expect(redacted.spec.net).toEqual({
+      sasl: { enable: true, user: { value: REDACTED }, password: { env: 'KAFKA_PASSWORD' } },
+      tls: { enable: false },
+    });
+    expect(input.spec.net).toEqual({
+      sasl: { enable: true, user: { value: 'alice' }, password: { env: 'KAFKA_PASSWORD' } },
+      tls: { enable: false },
+    });
+    expect(restoreSecrets(redacted, input)).toEqual(input);
   });
 
   it('replaces every secret value with REDACTED and keeps the rest of the spec', () => {

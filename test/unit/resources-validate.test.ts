@@ -429,7 +429,7 @@ function source(kind: string, spec: unknown): Record<string, unknown> {
 
 describe('validateSource', () => {
   // Kinds without an adapter yet: only the common fields are checked.
-  it.each(['ApiServerSource', 'KafkaSource', 'MnsSource', 'RocketMQSource'])(
+  it.each(['ApiServerSource', 'MnsSource'])(
     'accepts a %s with a broker sink and kind-specific fields',
     (kind) => {
       expect(
@@ -446,7 +446,7 @@ describe('validateSource', () => {
   it('accepts a direct uri sink with a delivery spec', () => {
     expect(
       validateSource(
-        source('KafkaSource', {
+        source('MnsSource', {
           sink: { uri: 'http://svc.example/' },
           delivery: { retry: 3, backoffPolicy: 'linear', backoffDelay: 'PT1S' },
         }),
@@ -459,10 +459,10 @@ describe('validateSource', () => {
     ['no kind', source(undefined as unknown as string, { sink: { uri: 'http://x/' } }), ['kind']],
     ['no spec', source('GitHubSource', undefined), ['spec']],
     ['spec not an object', source('GitHubSource', []), ['spec']],
-    ['no sink', source('KafkaSource', {}), ['spec.sink']],
+    ['no sink', source('MnsSource', {}), ['spec.sink']],
     [
       'sink to a Service',
-      source('KafkaSource', { sink: { ref: { kind: 'Service', name: 's' } } }),
+      source('MnsSource', { sink: { ref: { kind: 'Service', name: 's' } } }),
       ['spec.sink.ref.kind'],
     ],
     [
@@ -472,7 +472,7 @@ describe('validateSource', () => {
     ],
     [
       'bad delivery',
-      source('KafkaSource', { sink: { uri: 'http://x/' }, delivery: { timeout: 'PT0S' } }),
+      source('MnsSource', { sink: { uri: 'http://x/' }, delivery: { timeout: 'PT0S' } }),
       ['spec.delivery.timeout'],
     ],
   ])('refuses %s', (_name, resource, expected) => {

@@ -161,7 +161,7 @@ describe('sourceStatus', () => {
   it('a source without an adapter is not Ready: AdapterUnavailable, naming its kind', () => {
     const source: Resource = {
       apiVersion: 'sources.knative.dev/v1beta1',
-      kind: 'KafkaSource',
+      kind: 'MnsSource',
       metadata: { name: 'gh', namespace: 'shop', generation: 2 },
       spec: { sink: { uri: 'http://x/' } },
     };
@@ -173,7 +173,7 @@ describe('sourceStatus', () => {
           status: 'False',
           reason: 'AdapterUnavailable',
           message:
-            'this version of Tributary stores KafkaSource resources but does not run their adapter yet',
+            'this version of Tributary stores MnsSource resources but does not run their adapter yet',
         },
       ],
     });

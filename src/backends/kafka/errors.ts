@@ -4,7 +4,7 @@ import { isTributaryError, TributaryError } from '../../core/errors.js';
 /** Seconds a client is asked to wait while Kafka cannot take a write. */
 export const RETRY_AFTER_SECONDS = 1;
 
-interface KafkaLikeError {
+export interface KafkaLikeError {
   readonly name?: string;
   readonly type?: string;
   readonly message?: string;
@@ -12,7 +12,8 @@ interface KafkaLikeError {
   readonly originalError?: unknown;
 }
 
-function chain(error: unknown): KafkaLikeError[] {
+/** The error and the errors it wraps (kafkajs's originalError, cause), outermost first. */
+export function errorChain(error: unknown): KafkaLikeError[] {
   const seen: KafkaLikeError[] = [];
   let current: unknown = error;
   while (current !== null && typeof current === 'object' && seen.length < 8) {
@@ -25,7 +26,7 @@ function chain(error: unknown): KafkaLikeError[] {
 
 /** True when Kafka says the topic (or partition) does not exist. */
 export function isUnknownTopic(error: unknown): boolean {
-  return chain(error).some(
+  return errorChain(error).some(
     (e) =>
       e.type === 'UNKNOWN_TOPIC_OR_PARTITION' ||
       e.type === 'UNKNOWN_TOPIC_ID' ||
@@ -41,7 +42,7 @@ export function kafkaError(error: unknown, what: string): TributaryError {
   if (isTributaryError(error)) return error;
   if (isUnknownTopic(error)) return new TributaryError('NOT_FOUND', `${what}: not found`);
   const message = (error as Error)?.message ?? String(error);
-  if (chain(error).some((e) => e.type === 'MESSAGE_TOO_LARGE')) {
+  if (errorChain(error).some((e) => e.type === 'MESSAGE_TOO_LARGE')) {
     return new TributaryError(
       'PAYLOAD_TOO_LARGE',
       `${what}: Kafka refuses records this large (the topic's max.message.bytes): ${message}`,

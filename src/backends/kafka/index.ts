@@ -60,31 +60,71 @@ function readPem(file: string, what: string): string {
   }
 }
 
+/** TLS material as PEM text: a private CA, a client certificate and its key. */
+export interface KafkaTlsMaterial {
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+}
+
+export interface KafkaClientSettings {
+  readonly clientId: string;
+  readonly brokers: readonly string[];
+  readonly requestTimeoutMs: number;
+  /** undefined: plain text; true: TLS trusting the system CAs; material: TLS with it. */
+  readonly tls?: true | KafkaTlsMaterial;
+  readonly sasl?: {
+    readonly mechanism: SaslMechanism;
+    readonly username: string;
+    readonly password: string;
+  };
+}
+
+/** The kafkajs client configuration the backend and the KafkaSource share. */
+export function kafkaClientConfig(settings: KafkaClientSettings): KafkaConfig {
+  const tls = settings.tls;
+  const sasl: SASLOptions | undefined =
+    settings.sasl === undefined
+      ? undefined
+      : {
+          mechanism: settings.sasl.mechanism,
+          username: settings.sasl.username,
+          password: settings.sasl.password,
+        };
+  return {
+    clientId: settings.clientId,
+    brokers: [...settings.brokers],
+    logLevel: logLevel.NOTHING,
+    connectionTimeout: 3_000,
+    requestTimeout: settings.requestTimeoutMs,
+    retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 2_000 },
+    ...(tls === undefined
+      ? {}
+      : {
+          ssl: {
+            ...(tls === true || tls.ca === undefined ? {} : { ca: [tls.ca] }),
+            ...(tls === true || tls.cert === undefined ? {} : { cert: tls.cert }),
+            ...(tls === true || tls.key === undefined ? {} : { key: tls.key }),
+          },
+        }),
+    ...(sasl === undefined ? {} : { sasl }),
+  };
+}
+
 export function kafkaConfig(options: KafkaBackendOptions): KafkaConfig {
   const tlsWanted =
     options.tls === true ||
     options.tlsCaFile !== undefined ||
     options.tlsCertFile !== undefined ||
     options.tlsKeyFile !== undefined;
-  const sasl: SASLOptions | undefined =
-    options.sasl === undefined
-      ? undefined
-      : {
-          mechanism: options.sasl.mechanism,
-          username: options.sasl.username,
-          password: options.sasl.password,
-        };
-  return {
+  return kafkaClientConfig({
     clientId: options.clientId ?? 'tributary',
-    brokers: [...options.brokers],
-    logLevel: logLevel.NOTHING,
-    connectionTimeout: 3_000,
-    requestTimeout: options.requestTimeoutMs ?? 5_000,
-    retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 2_000 },
+    brokers: options.brokers,
+    requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
     ...(tlsWanted
       ? {
-          ssl: {
-            ...(options.tlsCaFile === undefined ? {} : { ca: [readPem(options.tlsCaFile, 'CA')] }),
+          tls: {
+            ...(options.tlsCaFile === undefined ? {} : { ca: readPem(options.tlsCaFile, 'CA') }),
             ...(options.tlsCertFile === undefined
               ? {}
               : { cert: readPem(options.tlsCertFile, 'client certificate') }),
@@ -94,8 +134,8 @@ export function kafkaConfig(options: KafkaBackendOptions): KafkaConfig {
           },
         }
       : {}),
-    ...(sasl === undefined ? {} : { sasl }),
-  };
+    ...(options.sasl === undefined ? {} : { sasl: options.sasl }),
+  });
 }
 
 export async function createKafkaBackend(options: KafkaBackendOptions): Promise<Backend> {

@@ -1,11 +1,30 @@
 /**
- * Secrets inside source specs (`spec.secretToken`, `spec.signingToken`, `spec.accessToken`): the
- * API never returns a secret's value (DESIGN.md section 2). A read-back manifest carries
- * REDACTED in its place, and writing it back keeps the stored value, so GET then PUT is safe.
+ * Secrets inside source specs (`spec.secretToken`, `spec.net.sasl.password`, ...): the API never
+ * returns a secret's value (DESIGN.md section 2). A read-back manifest carries REDACTED in its
+ * place, and writing it back keeps the stored value, so GET then PUT is safe.
  */
 import type { Resource } from './types.js';
 
-export const SECRET_SPEC_FIELDS = ['secretToken', 'signingToken', 'accessToken'] as const;
+/**
+ * Where secrets sit in a source spec, as dotted paths under `spec`: the webhook sources' tokens,
+ * the KafkaSource's SASL and TLS material (Knative's `net`), the RocketMQSource's credentials.
+ */
+export const SECRET_SPEC_FIELDS = [
+  'secretToken',
+  'signingToken',
+  'accessToken',
+  'net.sasl.user',
+  'net.sasl.password',
+  'net.sasl.type',
+  'net.tls.cert',
+  'net.tls.key',
+  'net.tls.caCert',
+  'credentials.accessKey',
+  'credentials.secretKey',
+  'credentials.securityToken',
+] as const;
+
+export type SecretField = (typeof SECRET_SPEC_FIELDS)[number];
 
 /** What the API shows instead of a secret's value. */
 export const REDACTED = '<redacted>';
@@ -21,21 +40,43 @@ export interface SecretRef {
   };
 }
 
-function secretsOf(resource: Resource): Record<string, SecretRef | undefined> {
-  return resource.spec as Record<string, SecretRef | undefined>;
+type Json = Record<string, unknown>;
+
+const isObject = (value: unknown): value is Json =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** The secret at `field` (a dotted path under spec), if the spec has one there. */
+export function secretAt(spec: Json, field: string): SecretRef | undefined {
+  let node: unknown = spec;
+  for (const part of field.split('.')) {
+    if (!isObject(node)) return undefined;
+    node = node[part];
+  }
+  return isObject(node) ? node : undefined;
+}
+
+/** A copy of `spec` with `field` (a dotted path) replaced; the objects on the way are copied. */
+function withSecret(spec: Json, field: string, secret: SecretRef): Json {
+  const [head, ...rest] = field.split('.') as [string, ...string[]];
+  if (rest.length === 0) return { ...spec, [head]: secret };
+  const child = spec[head];
+  return { ...spec, [head]: withSecret(isObject(child) ? child : {}, rest.join('.'), secret) };
+}
+
+/** The spec's secret fields that are present. */
+export function secretFieldsOf(spec: Json): SecretField[] {
+  return SECRET_SPEC_FIELDS.filter((field) => secretAt(spec, field) !== undefined);
 }
 
 /** The resource as the API shows it: every secret value replaced by REDACTED. */
 export function redactSecrets(resource: Resource): Resource {
-  const spec = secretsOf(resource);
-  let redacted: Record<string, unknown> | undefined;
+  let spec = resource.spec;
   for (const field of SECRET_SPEC_FIELDS) {
-    const secret = spec[field];
+    const secret = secretAt(spec, field);
     if (secret?.value === undefined) continue;
-    redacted ??= { ...resource.spec };
-    redacted[field] = { ...secret, value: REDACTED };
+    spec = withSecret(spec, field, { ...secret, value: REDACTED });
   }
-  return redacted === undefined ? resource : { ...resource, spec: redacted };
+  return spec === resource.spec ? resource : { ...resource, spec };
 }
 
 /**
@@ -44,14 +85,12 @@ export function redactSecrets(resource: Resource): Resource {
  */
 export function restoreSecrets(incoming: Resource, existing: Resource | undefined): Resource {
   if (existing === undefined) return incoming;
-  const spec = secretsOf(incoming);
-  const stored = secretsOf(existing);
-  let restored: Record<string, unknown> | undefined;
+  let spec = incoming.spec;
   for (const field of SECRET_SPEC_FIELDS) {
-    const value = stored[field]?.value;
-    if (spec[field]?.value !== REDACTED || value === undefined) continue;
-    restored ??= { ...incoming.spec };
-    restored[field] = { ...spec[field], value };
+    const secret = secretAt(spec, field);
+    const value = secretAt(existing.spec, field)?.value;
+    if (secret?.value !== REDACTED || value === undefined) continue;
+    spec = withSecret(spec, field, { ...secret, value });
   }
-  return restored === undefined ? incoming : { ...incoming, spec: restored };
+  return spec === incoming.spec ? incoming : { ...incoming, spec };
 }

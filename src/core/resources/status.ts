@@ -95,6 +95,16 @@ export interface SourceFacts {
   /** Why the source's secrets cannot be read; undefined when they can (or there are none). */
   readonly secretsProblem?: string;
   readonly hasSecrets: boolean;
+  /** A pulling source's upstream: connected, not yet (undefined), or failing and why. */
+  readonly upstream?: UpstreamFacts;
+  /** Why a pulling source's sink refused its last event, while it does. */
+  readonly sinkRefusal?: string;
+}
+
+export interface UpstreamFacts {
+  readonly connected: boolean | undefined;
+  readonly reason?: string;
+  readonly message?: string;
 }
 
 /** A source's status, with the conditions of Knative's sources (SinkProvided, Ready). */
@@ -124,6 +134,26 @@ export function sourceStatus(source: Resource, facts: SourceFacts): Record<strin
     const ok = facts.secretsProblem === undefined;
     conditions.push(
       condition('SecretsProvided', ok, ok ? undefined : 'SecretNotFound', facts.secretsProblem),
+    );
+  }
+  const upstream = facts.upstream;
+  if (upstream !== undefined) {
+    conditions.push(
+      condition(
+        'Connected',
+        upstream.connected,
+        upstream.connected === true ? undefined : (upstream.reason ?? 'Connecting'),
+        upstream.connected === true ? undefined : upstream.message,
+      ),
+    );
+    const refused = facts.sinkRefusal;
+    conditions.push(
+      condition(
+        'SinkAccepting',
+        refused === undefined,
+        refused === undefined ? undefined : 'SinkRefused',
+        refused === undefined ? undefined : `${refused} (consumption paused; trying again)`,
+      ),
     );
   }
   const failed = conditions.find((c) => c.status !== 'True');

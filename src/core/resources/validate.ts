@@ -583,7 +583,7 @@ export function validateSource(resource: unknown): FieldProblem[] {
   const kindSpec = typeof resource.kind === 'string' ? SOURCE_SPECS[resource.kind] : undefined;
   if (kindSpec !== undefined) {
     problems.push(...validateCeOverrides(spec.ceOverrides, 'spec.ceOverrides'));
-    problems.push(...kindSpec.validate(spec));
+    problems.push(...kindSpec.validate(spec, resource));
     problems.push(
       ...unknownFields(spec, new Set([...COMMON_SOURCE_FIELDS, ...kindSpec.fields]), 'spec'),
     );
@@ -754,9 +754,193 @@ function validateGitLabSpec(spec: JsonObject): FieldProblem[] {
   return problems;
 }
 
+/** A list of `host:port` addresses; an item may hold several, separated by commas (as Knative's). */
+function validateHostPorts(value: unknown, field: string, required: boolean): FieldProblem[] {
+  if (value === undefined) return required ? [problem(field, REQUIRED)] : [];
+  const problems = validateStringList(value, field, (item, itemField) =>
+    item
+      .split(',')
+      .map((address) => address.trim())
+      .every((address) => /^(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):\d{1,5}$/.test(address))
+      ? []
+      : [problem(itemField, `"${item}" is not a list of host:port addresses`)],
+  );
+  if (problems.length === 0 && (value as unknown[]).length === 0) {
+    problems.push(problem(field, 'must name at least one address'));
+  }
+  return problems;
+}
+
+function validateEnum(value: unknown, field: string, allowed: readonly string[]): FieldProblem[] {
+  if (value === undefined || (typeof value === 'string' && allowed.includes(value))) return [];
+  return [problem(field, `must be one of ${allowed.join(', ')}, got ${describe(value)}`)];
+}
+
+function validateBoolean(value: unknown, field: string): FieldProblem[] {
+  return value === undefined || typeof value === 'boolean'
+    ? []
+    : [problem(field, `must be a boolean, got ${describe(value)}`)];
+}
+
+/** An object of secret refs (and booleans such as `enable`), with only the given fields. */
+function validateSecretGroup(
+  value: unknown,
+  field: string,
+  secrets: readonly string[],
+  booleans: readonly string[] = [],
+): FieldProblem[] {
+  if (value === undefined) return [];
+  if (!isObject(value)) return [mustBeObject(field, value)];
+  const problems = unknownFields(value, new Set([...secrets, ...booleans]), field);
+  for (const name of secrets) problems.push(...validateSecretRef(value[name], `${field}.${name}`));
+  for (const name of booleans) problems.push(...validateBoolean(value[name], `${field}.${name}`));
+  return problems;
+}
+
+const KAFKA_TOPIC = /^[a-zA-Z0-9._-]{1,249}$/;
+export const KAFKA_KEY_TYPE_LABEL = 'kafkasources.sources.knative.dev/key-type';
+export const KAFKA_KEY_TYPES = ['string', 'int', 'float', 'byte-array'] as const;
+export const KAFKA_SASL_TYPES: readonly string[] = ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'];
+
+/** Knative's KafkaSource spec (reference/knative.md 4.6) and its key-type label. */
+function validateKafkaSpec(spec: JsonObject, resource: JsonObject): FieldProblem[] {
+  const problems = validateHostPorts(spec.bootstrapServers, 'spec.bootstrapServers', true);
+  if (spec.topics === undefined) problems.push(problem('spec.topics', REQUIRED));
+  else {
+    const topicProblems = validateStringList(spec.topics, 'spec.topics', (item, field) =>
+      KAFKA_TOPIC.test(item) && item !== '.' && item !== '..'
+        ? []
+        : [problem(field, `"${item}" is not a Kafka topic name (letters, digits, ., _ and -)`)],
+    );
+    if (topicProblems.length === 0 && (spec.topics as unknown[]).length === 0) {
+      topicProblems.push(problem('spec.topics', 'must name at least one topic'));
+    }
+    problems.push(...topicProblems);
+  }
+  if (spec.consumerGroup !== undefined) {
+    problems.push(...nonEmptyString(spec.consumerGroup, 'spec.consumerGroup'));
+  }
+  problems.push(...validateEnum(spec.initialOffset, 'spec.initialOffset', ['earliest', 'latest']));
+  problems.push(...validateEnum(spec.ordering, 'spec.ordering', ['ordered', 'unordered']));
+  if (
+    spec.consumers !== undefined &&
+    !(Number.isInteger(spec.consumers) && (spec.consumers as number) >= 1)
+  ) {
+    problems.push(
+      problem(
+        'spec.consumers',
+        `must be an integer of at least 1, got ${describe(spec.consumers)}`,
+      ),
+    );
+  }
+  const net = spec.net;
+  if (net !== undefined) {
+    if (!isObject(net)) problems.push(mustBeObject('spec.net', net));
+    else {
+      problems.push(...unknownFields(net, new Set(['sasl', 'tls']), 'spec.net'));
+      problems.push(
+        ...validateSecretGroup(net.sasl, 'spec.net.sasl', ['user', 'password', 'type'], ['enable']),
+      );
+      problems.push(
+        ...validateSecretGroup(net.tls, 'spec.net.tls', ['cert', 'key', 'caCert'], ['enable']),
+      );
+      const sasl = isObject(net.sasl) ? net.sasl : undefined;
+      if (sasl?.enable === true && (sasl.user === undefined || sasl.password === undefined)) {
+        problems.push(problem('spec.net.sasl', 'SASL needs a user and a password'));
+      }
+      const sasltype = sasl !== undefined && isObject(sasl.type) ? sasl.type.value : undefined;
+      if (typeof sasltype === 'string' && !KAFKA_SASL_TYPES.includes(sasltype.toUpperCase())) {
+        problems.push(
+          problem(
+            'spec.net.sasl.type.value',
+            `must be one of ${KAFKA_SASL_TYPES.join(', ')}, got "${sasltype}"`,
+          ),
+        );
+      }
+    }
+  }
+  const labels = isObject(resource.metadata) ? resource.metadata.labels : undefined;
+  const keyType = isObject(labels) ? labels[KAFKA_KEY_TYPE_LABEL] : undefined;
+  if (keyType !== undefined) {
+    problems.push(
+      ...validateEnum(keyType, fieldPath('metadata.labels', KAFKA_KEY_TYPE_LABEL), KAFKA_KEY_TYPES),
+    );
+  }
+  return problems;
+}
+
+/** The RocketMQSource spec (DESIGN.md section 2): the RocketMQ 5 proxy's gRPC endpoints. */
+function validateRocketMQSpec(spec: JsonObject): FieldProblem[] {
+  const problems = validateHostPorts(
+    typeof spec.endpoints === 'string' ? spec.endpoints.split(';') : spec.endpoints,
+    'spec.endpoints',
+    true,
+  );
+  problems.push(...nonEmptyString(spec.topic, 'spec.topic'));
+  if (
+    typeof spec.topic === 'string' &&
+    spec.topic !== '' &&
+    !/^[%|a-zA-Z0-9_-]{1,127}$/.test(spec.topic)
+  ) {
+    problems.push(problem('spec.topic', `"${spec.topic}" is not a RocketMQ topic name`));
+  }
+  problems.push(...nonEmptyString(spec.consumerGroup, 'spec.consumerGroup'));
+  if (
+    typeof spec.consumerGroup === 'string' &&
+    spec.consumerGroup !== '' &&
+    !/^[%|a-zA-Z0-9_-]{1,255}$/.test(spec.consumerGroup)
+  ) {
+    problems.push(
+      problem('spec.consumerGroup', `"${spec.consumerGroup}" is not a RocketMQ group name`),
+    );
+  }
+  if (spec.tag !== undefined) problems.push(...nonEmptyString(spec.tag, 'spec.tag'));
+  if (spec.namespace !== undefined && typeof spec.namespace !== 'string') {
+    problems.push(problem('spec.namespace', `must be a string, got ${describe(spec.namespace)}`));
+  }
+  problems.push(
+    ...validateSecretGroup(spec.credentials, 'spec.credentials', [
+      'accessKey',
+      'secretKey',
+      'securityToken',
+    ]),
+  );
+  const credentials = isObject(spec.credentials) ? spec.credentials : undefined;
+  if (
+    credentials !== undefined &&
+    (credentials.accessKey === undefined) !== (credentials.secretKey === undefined)
+  ) {
+    problems.push(problem('spec.credentials', 'give both accessKey and secretKey, or neither'));
+  }
+  problems.push(...validateBoolean(spec.tls, 'spec.tls'));
+  problems.push(...validateDurationField(spec.invisibleDuration, 'spec.invisibleDuration', true));
+  const invisible =
+    typeof spec.invisibleDuration === 'string' ? parseDuration(spec.invisibleDuration) : undefined;
+  if (
+    invisible !== undefined &&
+    invisible > 0 &&
+    (invisible < ROCKETMQ_MIN_INVISIBLE_MS || invisible > ROCKETMQ_MAX_INVISIBLE_MS)
+  ) {
+    problems.push(
+      problem(
+        'spec.invisibleDuration',
+        "must be between 10 seconds and 12 hours (the proxy's limits)",
+      ),
+    );
+  }
+  return problems;
+}
+
+/** The RocketMQ 5 proxy's bounds of a received message's invisible duration. */
+export const ROCKETMQ_MIN_INVISIBLE_MS = 10_000;
+export const ROCKETMQ_MAX_INVISIBLE_MS = 12 * 60 * 60 * 1000;
+
 const SOURCE_SPECS: Record<
   string,
-  { fields: readonly string[]; validate: (spec: JsonObject) => FieldProblem[] }
+  {
+    fields: readonly string[];
+    validate: (spec: JsonObject, resource: JsonObject) => FieldProblem[];
+  }
 > = {
   GitHubSource: {
     fields: [
@@ -772,5 +956,30 @@ const SOURCE_SPECS: Record<
   GitLabSource: {
     fields: ['projectUrl', 'eventTypes', 'secretToken', 'signingToken', 'accessToken', 'sslverify'],
     validate: validateGitLabSpec,
+  },
+  KafkaSource: {
+    fields: [
+      'bootstrapServers',
+      'topics',
+      'consumerGroup',
+      'consumers',
+      'initialOffset',
+      'ordering',
+      'net',
+    ],
+    validate: validateKafkaSpec,
+  },
+  RocketMQSource: {
+    fields: [
+      'endpoints',
+      'topic',
+      'consumerGroup',
+      'tag',
+      'namespace',
+      'credentials',
+      'tls',
+      'invisibleDuration',
+    ],
+    validate: validateRocketMQSpec,
   },
 };
