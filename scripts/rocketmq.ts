@@ -132,6 +132,8 @@ const Code = {
   deleteSubscriptionGroup: 207,
   deleteTopicInBroker: 215,
   deleteTopicInNamesrv: 216,
+  authCreateUser: 3001,
+  authUpdateUser: 3002,
 } as const;
 
 /** Response code of a topic the name server does not know (ResponseCode.TOPIC_NOT_EXIST). */
@@ -419,6 +421,30 @@ export async function listConsumerGroups(namesrvAddr: string): Promise<string[]>
   return [...groups];
 }
 
+/** A user of ACL 2.0: `Super` may do everything, `Normal` only what an ACL allows. */
+export type RocketmqUserType = 'Super' | 'Normal';
+
+/**
+ * Creates (or, when it exists, updates) a user of RocketMQ's ACL 2.0 on every master broker, which
+ * keeps the users (the proxy asks its broker). Needs the brokers' remoting port to take unsigned
+ * requests, as the private clusters of `rocketmqLayout` with `auth` do (see `brokerConf`).
+ */
+export async function createRocketmqUser(
+  namesrvAddr: string,
+  username: string,
+  password: string,
+  userType: RocketmqUserType = 'Normal',
+): Promise<void> {
+  const body = JSON.stringify({ username, password, userType, userStatus: 'enable' });
+  await eachMaster(namesrvAddr, `creating the user ${username}`, async (broker) => {
+    const created = await remotingRequest(broker, Code.authCreateUser, { username }, body);
+    // An existing user is an error of the create request: update it instead.
+    return created.code === 0
+      ? created
+      : remotingRequest(broker, Code.authUpdateUser, { username }, body);
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Readiness.
 
@@ -427,6 +453,8 @@ export interface ProbeTarget {
   readonly endpoints: string;
   /** The name server(s), for creating the probe topic. */
   readonly namesrvAddr: string;
+  /** The user to sign the probe's requests with, when the proxy checks credentials. */
+  readonly auth?: RocketmqAuth | undefined;
 }
 
 /** `promise`, or a rejection after `ms`. */
@@ -452,6 +480,14 @@ export async function probeRocketmq(target: ProbeTarget): Promise<string> {
     logger: silentLogger,
     requestTimeout: 3_000,
     maxAttempts: 1,
+    ...(target.auth === undefined
+      ? {}
+      : {
+          sessionCredentials: {
+            accessKey: target.auth.username,
+            accessSecret: target.auth.password,
+          },
+        }),
   });
   try {
     await within(producer.startup(), 5_000, 'the producer start');
@@ -499,7 +535,22 @@ export async function waitForRocketmq(target: ProbeTarget, options: WaitOptions)
 }
 
 // ---------------------------------------------------------------------------------------------
-// The shared local RocketMQ of `npm run services:up`.
+// The shared local RocketMQ of `npm run services:up`, and private ones (tests).
+
+/**
+ * Authentication (RocketMQ 5.3+ "ACL 2.0") for a cluster of `rocketmqLayout`: the proxy's gRPC
+ * endpoint takes only requests signed by a known user (`MQv2-HMAC-SHA1`, rocketmq-client-nodejs'
+ * `sessionCredentials`); this user is made a super user at the first start.
+ */
+export interface RocketmqAuth {
+  readonly username: string;
+  readonly password: string;
+  /**
+   * Also check permissions (authorization): a `Normal` user (`createRocketmqUser`) then needs an ACL
+   * for the topic and the group; a super user needs none.
+   */
+  readonly authorization?: boolean;
+}
 
 export interface LocalRocketmq {
   readonly version: string;
@@ -523,6 +574,10 @@ export interface LocalRocketmq {
   readonly proxy: LocalProcess;
   readonly brokerConfFile: string;
   readonly proxyConfFile: string;
+  /** Authentication at the proxy, if any (the shared local cluster has none). */
+  readonly auth: RocketmqAuth | undefined;
+  /** The JVMs' maximum heaps, MiB. */
+  readonly heapMb: { readonly namesrv: number; readonly proxy: number };
 }
 
 export interface LocalProcess {
@@ -535,21 +590,24 @@ export interface LocalProcess {
   readonly mainClass: string;
 }
 
-/**
- * Where the local RocketMQ listens and lives, all on 127.0.0.1: TRIBUTARY_SERVICES_ROCKETMQ_GRPC_PORT
- * (8081), TRIBUTARY_SERVICES_ROCKETMQ_NAMESRV_PORT (9876), TRIBUTARY_SERVICES_ROCKETMQ_BROKER_PORT
- * (10911; the broker also takes the port - 2 and + 1), TRIBUTARY_SERVICES_ROCKETMQ_PROXY_REMOTING_PORT
- * (the gRPC port + 1; RocketMQ's default 8080 is Tributary's own default port).
- */
-export function localRocketmq(version = rocketmqVersion()): LocalRocketmq {
-  const grpcPort = portFromEnv('TRIBUTARY_SERVICES_ROCKETMQ_GRPC_PORT', 8081);
-  const proxyRemotingPort = portFromEnv(
-    'TRIBUTARY_SERVICES_ROCKETMQ_PROXY_REMOTING_PORT',
-    grpcPort + 1,
-  );
-  const namesrvPort = portFromEnv('TRIBUTARY_SERVICES_ROCKETMQ_NAMESRV_PORT', 9876);
-  const brokerPort = portFromEnv('TRIBUTARY_SERVICES_ROCKETMQ_BROKER_PORT', 10911);
-  const stateDir = path.join(rocketmqHome(version), `local-${grpcPort}`);
+/** Where a cluster of `rocketmqLayout` listens (all on 127.0.0.1) and lives. */
+export interface RocketmqLayoutSettings {
+  readonly version?: string;
+  readonly grpcPort: number;
+  /** The gRPC port + 1 by default. */
+  readonly proxyRemotingPort?: number;
+  readonly namesrvPort: number;
+  /** The broker also takes this port - 2 and + 1. */
+  readonly brokerPort: number;
+  readonly stateDir: string;
+  readonly auth?: RocketmqAuth;
+  /** The JVMs' maximum heaps, MiB (default 192 for the name server, 512 for the proxy). */
+  readonly heapMb?: { readonly namesrv: number; readonly proxy: number };
+}
+
+/** The files, ports and settings of one cluster: a name server, and a proxy with its broker. */
+export function rocketmqLayout(settings: RocketmqLayoutSettings): LocalRocketmq {
+  const { grpcPort, namesrvPort, brokerPort, stateDir } = settings;
   const proc = (name: string, confFile: string, mainClass: string): LocalProcess => ({
     confFile: path.join(stateDir, confFile),
     logFile: path.join(stateDir, `${name}.out`),
@@ -557,9 +615,9 @@ export function localRocketmq(version = rocketmqVersion()): LocalRocketmq {
     mainClass,
   });
   return {
-    version,
+    version: settings.version ?? rocketmqVersion(),
     grpcPort,
-    proxyRemotingPort,
+    proxyRemotingPort: settings.proxyRemotingPort ?? grpcPort + 1,
     namesrvPort,
     brokerPort,
     endpoints: `127.0.0.1:${grpcPort}`,
@@ -571,7 +629,27 @@ export function localRocketmq(version = rocketmqVersion()): LocalRocketmq {
     proxy: proc('proxy', 'rmq-proxy.json', 'org.apache.rocketmq.proxy.ProxyStartup'),
     brokerConfFile: path.join(stateDir, 'broker.conf'),
     proxyConfFile: path.join(stateDir, 'rmq-proxy.json'),
+    auth: settings.auth,
+    heapMb: settings.heapMb ?? { namesrv: 192, proxy: 512 },
   };
+}
+
+/**
+ * Where the local RocketMQ listens and lives, all on 127.0.0.1: TRIBUTARY_SERVICES_ROCKETMQ_GRPC_PORT
+ * (8081), TRIBUTARY_SERVICES_ROCKETMQ_NAMESRV_PORT (9876), TRIBUTARY_SERVICES_ROCKETMQ_BROKER_PORT
+ * (10911; the broker also takes the port - 2 and + 1), TRIBUTARY_SERVICES_ROCKETMQ_PROXY_REMOTING_PORT
+ * (the gRPC port + 1; RocketMQ's default 8080 is Tributary's own default port).
+ */
+export function localRocketmq(version = rocketmqVersion()): LocalRocketmq {
+  const grpcPort = portFromEnv('TRIBUTARY_SERVICES_ROCKETMQ_GRPC_PORT', 8081);
+  return rocketmqLayout({
+    version,
+    grpcPort,
+    proxyRemotingPort: portFromEnv('TRIBUTARY_SERVICES_ROCKETMQ_PROXY_REMOTING_PORT', grpcPort + 1),
+    namesrvPort: portFromEnv('TRIBUTARY_SERVICES_ROCKETMQ_NAMESRV_PORT', 9876),
+    brokerPort: portFromEnv('TRIBUTARY_SERVICES_ROCKETMQ_BROKER_PORT', 10911),
+    stateDir: path.join(rocketmqHome(version), `local-${grpcPort}`),
+  });
 }
 
 function properties(title: string, entries: Record<string, string | number | boolean>): string {
@@ -587,6 +665,35 @@ export function namesrvConf(local: LocalRocketmq): string {
     kvConfigPath: path.join(local.stateDir, 'namesrv', 'kvConfig.json'),
     configStorePath: path.join(local.stateDir, 'namesrv', 'namesrv.properties'),
   });
+}
+
+/** ACL 2.0's classes (rocketmq-auth; the proxy's own in rocketmq-proxy). */
+const AUTH = {
+  authenticationProvider:
+    'org.apache.rocketmq.auth.authentication.provider.DefaultAuthenticationProvider',
+  authorizationProvider:
+    'org.apache.rocketmq.auth.authorization.provider.DefaultAuthorizationProvider',
+  localUsers:
+    'org.apache.rocketmq.auth.authentication.provider.LocalAuthenticationMetadataProvider',
+  localAcls: 'org.apache.rocketmq.auth.authorization.provider.LocalAuthorizationMetadataProvider',
+  proxyUsers: 'org.apache.rocketmq.proxy.auth.ProxyAuthenticationMetadataProvider',
+  proxyAcls: 'org.apache.rocketmq.proxy.auth.ProxyAuthorizationMetadataProvider',
+} as const;
+
+/**
+ * The broker's part of authentication: it keeps the users and ACLs (RocksDB under
+ * `<store>/config`) and makes `auth`'s user a super user at the first start. It does not check
+ * requests itself (`authenticationEnabled` stays false here): in local mode clients reach the broker
+ * only through the proxy, which checks them, and the administration of this module (topics,
+ * groups, users) keeps talking unsigned to the broker's remoting port on loopback.
+ */
+function brokerAuthConf(auth: RocketmqAuth | undefined): Record<string, string> {
+  if (auth === undefined) return {};
+  return {
+    authenticationMetadataProvider: AUTH.localUsers,
+    authorizationMetadataProvider: AUTH.localAcls,
+    initAuthenticationUser: JSON.stringify({ username: auth.username, password: auth.password }),
+  };
 }
 
 /**
@@ -616,7 +723,30 @@ export function brokerConf(local: LocalRocketmq): string {
     diskSpaceWarningLevelRatio: 90,
     deleteWhen: '04',
     fileReservedTime: 24,
+    ...brokerAuthConf(local.auth),
   });
+}
+
+/**
+ * The proxy's part of authentication (it reads ACL 2.0's settings, the fields of rocketmq-auth's
+ * AuthConfig, from rmq-proxy.json, not from the broker's configuration): it checks every gRPC
+ * request's signature, and with `authorization` its permissions, against the users and ACLs its
+ * broker keeps (in local mode the Proxy...MetadataProviders ask the broker in the same JVM).
+ */
+function proxyAuthConf(auth: RocketmqAuth | undefined): Record<string, string | boolean> {
+  if (auth === undefined) return {};
+  return {
+    authenticationEnabled: true,
+    authenticationProvider: AUTH.authenticationProvider,
+    authenticationMetadataProvider: AUTH.proxyUsers,
+    ...(auth.authorization === true
+      ? {
+          authorizationEnabled: true,
+          authorizationProvider: AUTH.authorizationProvider,
+          authorizationMetadataProvider: AUTH.proxyAcls,
+        }
+      : {}),
+  };
 }
 
 /**
@@ -634,6 +764,7 @@ export function proxyConf(local: LocalRocketmq): string {
     topicRouteServiceCacheRefreshSeconds: 2,
     topicConfigCacheRefreshSeconds: 2,
     subscriptionGroupConfigCacheRefreshSeconds: 2,
+    ...proxyAuthConf(local.auth),
   };
   return `${JSON.stringify(config, null, 2)}\n`;
 }
@@ -652,8 +783,8 @@ function commonJavaArgs(local: LocalRocketmq): string[] {
 /** The name server's java arguments. */
 export function namesrvJavaArgs(libDir: string, local: LocalRocketmq): string[] {
   return [
-    '-Xms64m',
-    '-Xmx192m',
+    `-Xms${Math.min(64, local.heapMb.namesrv)}m`,
+    `-Xmx${local.heapMb.namesrv}m`,
     ...commonJavaArgs(local),
     '-cp',
     path.join(libDir, '*'),
@@ -666,8 +797,8 @@ export function namesrvJavaArgs(libDir: string, local: LocalRocketmq): string[] 
 /** The java arguments of the proxy with its broker in the same JVM (`-pm local`). */
 export function proxyJavaArgs(libDir: string, local: LocalRocketmq): string[] {
   return [
-    '-Xms256m',
-    '-Xmx512m',
+    `-Xms${Math.min(256, local.heapMb.proxy)}m`,
+    `-Xmx${local.heapMb.proxy}m`,
     '-XX:MaxDirectMemorySize=256m',
     ...commonJavaArgs(local),
     // The store reaches into JDK internals (direct buffers, their cleaners).
@@ -784,6 +915,120 @@ export interface RocketmqUpResult {
   readonly startSeconds?: number;
 }
 
+/** Creates the directories of `local` and writes its three configuration files. */
+function writeConfigs(local: LocalRocketmq): void {
+  for (const dir of [local.storeDir, path.join(local.stateDir, 'home'), local.logsDir]) {
+    mkdirSync(dir, { recursive: true });
+  }
+  const used = diskUsed(local.storeDir);
+  if (used !== undefined && used >= 0.9) {
+    throw new RocketmqSetupError(
+      `the disk holding ${local.storeDir} is ${(used * 100).toFixed(1)} % full: the RocketMQ ` +
+        'broker refuses messages above 90 % (diskSpaceWarningLevelRatio, which cannot go ' +
+        'higher). Free some space or point TRIBUTARY_SERVICES_CACHE at another disk.',
+    );
+  }
+  writeFileSync(local.namesrv.confFile, namesrvConf(local), 'utf8');
+  writeFileSync(local.brokerConfFile, brokerConf(local), 'utf8');
+  writeFileSync(local.proxyConfFile, proxyConf(local), 'utf8');
+}
+
+interface Spawned {
+  readonly namesrvPid: number;
+  readonly proxyPid: number;
+  readonly messageId: string;
+  readonly startSeconds: number;
+}
+
+/**
+ * Spawns the name server (unless `namesrvPid` runs already), waits for it to answer, spawns the
+ * proxy with its broker and waits for a probe send (signed by `local.auth`'s user, if any). On
+ * failure, kills what it spawned, removes their pid files and throws with the logs' tails.
+ */
+async function spawnRocketmq(
+  local: LocalRocketmq,
+  libDir: string,
+  options: {
+    readonly namesrvPid: number | undefined;
+    readonly log: Log;
+    readonly timeoutMs: number;
+  },
+): Promise<Spawned> {
+  const { log, timeoutMs } = options;
+  let namesrvPid = options.namesrvPid;
+  let proxyPid: number | undefined;
+  const spawned = Date.now();
+  const children: ChildProcess[] = [];
+  const startsNamesrv = namesrvPid === undefined;
+  const gone = (): string | undefined => {
+    for (const [index, child] of children.entries()) {
+      const name = startsNamesrv && index === 0 ? 'name server' : 'proxy';
+      const reason = exitedReason(child, name);
+      if (reason !== undefined) return reason;
+    }
+    return undefined;
+  };
+  try {
+    if (namesrvPid === undefined) {
+      const namesrv = await spawnJvm(namesrvJavaArgs(libDir, local), local.namesrv, local.stateDir);
+      children.push(namesrv);
+      namesrvPid = namesrv.pid;
+      log(`started the RocketMQ ${local.version} name server (pid ${namesrvPid})`);
+      // The broker registers at start and then every 30 s: let the name server come first.
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const reason = gone();
+        if (reason !== undefined) throw new RocketmqSetupError(reason);
+        const answer = await remotingRequest(
+          local.namesrvAddr,
+          Code.getBrokerClusterInfo,
+          {},
+          undefined,
+          2_000,
+        ).catch(() => undefined);
+        if (answer?.code === 0) break;
+        if (Date.now() > deadline) {
+          throw new RocketmqSetupError(
+            `the name server did not answer at ${local.namesrvAddr} within ${Math.round(timeoutMs / 1000)} s`,
+          );
+        }
+        await sleep(100);
+      }
+    }
+    const proxy = await spawnJvm(proxyJavaArgs(libDir, local), local.proxy, local.stateDir);
+    children.push(proxy);
+    proxyPid = proxy.pid;
+    log(
+      `started the RocketMQ ${local.version} broker and proxy (pid ${proxyPid}); waiting for ` +
+        `a send through ${local.endpoints} to succeed`,
+    );
+    const messageId = await waitForRocketmq(local, {
+      timeoutMs: Math.max(1_000, timeoutMs - (Date.now() - spawned)),
+      gone,
+    });
+    if (namesrvPid === undefined || proxyPid === undefined) throw new Error('no pid');
+    return { namesrvPid, proxyPid, messageId, startSeconds: (Date.now() - spawned) / 1000 };
+  } catch (error) {
+    for (const child of children) {
+      if (child.pid !== undefined && isAlive(child.pid)) process.kill(child.pid, 'SIGKILL');
+    }
+    rmSync(local.proxy.pidFile, { force: true });
+    if (startsNamesrv) rmSync(local.namesrv.pidFile, { force: true });
+    throw new RocketmqSetupError(`${reasonOf(error)}\n${logTails(local)}`);
+  }
+}
+
+/** The ports of `local` besides the name server's, each with the variable that moves it. */
+function proxyPorts(local: LocalRocketmq): [number, string][] {
+  return [
+    [local.grpcPort, 'TRIBUTARY_SERVICES_ROCKETMQ_GRPC_PORT'],
+    [local.proxyRemotingPort, 'TRIBUTARY_SERVICES_ROCKETMQ_PROXY_REMOTING_PORT'],
+    [local.brokerPort, 'TRIBUTARY_SERVICES_ROCKETMQ_BROKER_PORT'],
+    [local.brokerPort - 2, 'TRIBUTARY_SERVICES_ROCKETMQ_BROKER_PORT (the port - 2)'],
+    [local.brokerPort + 1, 'TRIBUTARY_SERVICES_ROCKETMQ_BROKER_PORT (the port + 1)'],
+  ];
+}
+
 /**
  * Makes sure the local RocketMQ runs and takes messages: starts the name server and the proxy (with
  * its broker) unless they, or another RocketMQ, answer at their addresses already. Resolves the jars
@@ -802,7 +1047,7 @@ export async function localRocketmqUp(
     'another start of the local RocketMQ',
     10 * 60_000,
     async () => {
-      let namesrvPid = await runningPid(local.namesrv);
+      const namesrvPid = await runningPid(local.namesrv);
       let proxyPid = await runningPid(local.proxy);
       if (namesrvPid !== undefined && proxyPid !== undefined) {
         const pids = { namesrv: namesrvPid, proxy: proxyPid };
@@ -840,13 +1085,7 @@ export async function localRocketmqUp(
         log(`a RocketMQ not started by services:up answers at ${local.endpoints}: using it`);
         return { local, pids: undefined, started: false, messageId };
       }
-      const ports: [number, string][] = [
-        [local.grpcPort, 'TRIBUTARY_SERVICES_ROCKETMQ_GRPC_PORT'],
-        [local.proxyRemotingPort, 'TRIBUTARY_SERVICES_ROCKETMQ_PROXY_REMOTING_PORT'],
-        [local.brokerPort, 'TRIBUTARY_SERVICES_ROCKETMQ_BROKER_PORT'],
-        [local.brokerPort - 2, 'TRIBUTARY_SERVICES_ROCKETMQ_BROKER_PORT (the port - 2)'],
-        [local.brokerPort + 1, 'TRIBUTARY_SERVICES_ROCKETMQ_BROKER_PORT (the port + 1)'],
-      ];
+      const ports = proxyPorts(local);
       if (namesrvPid === undefined) {
         ports.push([local.namesrvPort, 'TRIBUTARY_SERVICES_ROCKETMQ_NAMESRV_PORT']);
       }
@@ -861,95 +1100,81 @@ export async function localRocketmqUp(
 
       await checkJava(`RocketMQ ${local.version}`);
       const libDir = await resolveRocketmqJars({ version: local.version, log });
-      for (const dir of [local.storeDir, path.join(local.stateDir, 'home'), local.logsDir]) {
-        mkdirSync(dir, { recursive: true });
-      }
-      const used = diskUsed(local.storeDir);
-      if (used !== undefined && used >= 0.9) {
-        throw new RocketmqSetupError(
-          `the disk holding ${local.storeDir} is ${(used * 100).toFixed(1)} % full: the RocketMQ ` +
-            'broker refuses messages above 90 % (diskSpaceWarningLevelRatio, which cannot go ' +
-            'higher). Free some space or point TRIBUTARY_SERVICES_CACHE at another disk.',
-        );
-      }
-      writeFileSync(local.namesrv.confFile, namesrvConf(local), 'utf8');
-      writeFileSync(local.brokerConfFile, brokerConf(local), 'utf8');
-      writeFileSync(local.proxyConfFile, proxyConf(local), 'utf8');
-
-      const spawned = Date.now();
-      const children: ChildProcess[] = [];
-      const startsNamesrv = namesrvPid === undefined;
-      const gone = (): string | undefined => {
-        for (const [index, child] of children.entries()) {
-          const name = startsNamesrv && index === 0 ? 'name server' : 'proxy';
-          const reason = exitedReason(child, name);
-          if (reason !== undefined) return reason;
-        }
-        return undefined;
-      };
-      try {
-        if (namesrvPid === undefined) {
-          const namesrv = await spawnJvm(
-            namesrvJavaArgs(libDir, local),
-            local.namesrv,
-            local.stateDir,
+      writeConfigs(local);
+      const started = await spawnRocketmq(local, libDir, { namesrvPid, log, timeoutMs }).catch(
+        (error: unknown) => {
+          throw new RocketmqSetupError(
+            `${reasonOf(error)}\n` +
+              `(to start from scratch: npm run services:down, then remove ${local.stateDir})`,
           );
-          children.push(namesrv);
-          namesrvPid = namesrv.pid;
-          log(`started the RocketMQ ${local.version} name server (pid ${namesrvPid})`);
-          // The broker registers at start and then every 30 s: let the name server come first.
-          const deadline = Date.now() + timeoutMs;
-          for (;;) {
-            const reason = gone();
-            if (reason !== undefined) throw new RocketmqSetupError(reason);
-            const answer = await remotingRequest(
-              local.namesrvAddr,
-              Code.getBrokerClusterInfo,
-              {},
-              undefined,
-              2_000,
-            ).catch(() => undefined);
-            if (answer?.code === 0) break;
-            if (Date.now() > deadline) {
-              throw new RocketmqSetupError(
-                `the name server did not answer at ${local.namesrvAddr} within ${Math.round(timeoutMs / 1000)} s`,
-              );
-            }
-            await sleep(100);
-          }
-        }
-        const proxy = await spawnJvm(proxyJavaArgs(libDir, local), local.proxy, local.stateDir);
-        children.push(proxy);
-        proxyPid = proxy.pid;
-        log(
-          `started the RocketMQ ${local.version} broker and proxy (pid ${proxyPid}); waiting for ` +
-            `a send through ${local.endpoints} to succeed`,
-        );
-        const messageId = await waitForRocketmq(target, {
-          timeoutMs: Math.max(1_000, timeoutMs - (Date.now() - spawned)),
-          gone,
-        });
-        if (namesrvPid === undefined || proxyPid === undefined) throw new Error('no pid');
-        return {
-          local,
-          pids: { namesrv: namesrvPid, proxy: proxyPid },
-          started: true,
-          messageId,
-          startSeconds: (Date.now() - spawned) / 1000,
-        };
-      } catch (error) {
-        for (const child of children) {
-          if (child.pid !== undefined && isAlive(child.pid)) process.kill(child.pid, 'SIGKILL');
-        }
-        rmSync(local.proxy.pidFile, { force: true });
-        if (startsNamesrv) rmSync(local.namesrv.pidFile, { force: true });
-        throw new RocketmqSetupError(
-          `${reasonOf(error)}\n${logTails(local)}\n` +
-            `(to start from scratch: npm run services:down, then remove ${local.stateDir})`,
-        );
-      }
+        },
+      );
+      return {
+        local,
+        pids: { namesrv: started.namesrvPid, proxy: started.proxyPid },
+        started: true,
+        messageId: started.messageId,
+        startSeconds: started.startSeconds,
+      };
     },
   );
+}
+
+/**
+ * Starts a cluster of its own on the ports and in the (fresh or reused) state directory of `local`,
+ * e.g. one with authentication (`rocketmqLayout({ ..., auth })`) for tests: checks that its ports are
+ * free, writes its configurations, spawns the name server and the proxy with its broker, and
+ * resolves once a send (signed by `local.auth`'s user) succeeds. `rocketmqDown(local)` stops it.
+ */
+export async function rocketmqUp(
+  local: LocalRocketmq,
+  options: { readonly log?: Log; readonly timeoutMs?: number } = {},
+): Promise<RocketmqUpResult & { readonly pids: { namesrv: number; proxy: number } }> {
+  const log = options.log ?? quiet;
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  for (const [port] of [...proxyPorts(local), [local.namesrvPort, 'namesrv'] as const]) {
+    if (await portInUse(port)) {
+      throw new RocketmqSetupError(`127.0.0.1:${port}, which this RocketMQ needs, is taken`);
+    }
+  }
+  await checkJava(`RocketMQ ${local.version}`);
+  const libDir = await resolveRocketmqJars({ version: local.version, log });
+  writeConfigs(local);
+  const started = await spawnRocketmq(local, libDir, { namesrvPid: undefined, log, timeoutMs });
+  return {
+    local,
+    pids: { namesrv: started.namesrvPid, proxy: started.proxyPid },
+    started: true,
+    messageId: started.messageId,
+    startSeconds: started.startSeconds,
+  };
+}
+
+/**
+ * Stops the cluster of `local` (its pid files): the proxy first, then the name server; SIGTERM,
+ * then SIGKILL after `timeoutMs`. Returns the pids stopped.
+ */
+export async function rocketmqDown(
+  local: LocalRocketmq,
+  options: { readonly log?: Log; readonly timeoutMs?: number } = {},
+): Promise<number[]> {
+  const log = options.log ?? quiet;
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const stopped: number[] = [];
+  for (const [proc, name] of [
+    [local.proxy, 'the RocketMQ proxy'],
+    [local.namesrv, 'the RocketMQ name server'],
+  ] as const) {
+    if (!existsSync(proc.pidFile)) continue;
+    const pid = await runningPid(proc);
+    if (pid !== undefined) {
+      log(`stopping ${name} ${local.version} (pid ${pid})`);
+      await stopProcess(pid, timeoutMs, name, log);
+      stopped.push(pid);
+    }
+    rmSync(proc.pidFile, { force: true });
+  }
+  return stopped;
 }
 
 /**
@@ -959,29 +1184,13 @@ export async function localRocketmqUp(
 export async function localRocketmqDown(
   options: { readonly log?: Log; readonly timeoutMs?: number } = {},
 ): Promise<number[]> {
-  const log = options.log ?? quiet;
-  const timeoutMs = options.timeoutMs ?? 30_000;
   const versions = existsSync(cacheDir())
     ? readdirSync(cacheDir())
         .filter((name) => name.startsWith('rocketmq-'))
         .map((name) => name.slice('rocketmq-'.length))
     : [];
   const stopped: number[] = [];
-  for (const version of versions) {
-    const local = localRocketmq(version);
-    for (const [proc, name] of [
-      [local.proxy, 'the RocketMQ proxy'],
-      [local.namesrv, 'the RocketMQ name server'],
-    ] as const) {
-      if (!existsSync(proc.pidFile)) continue;
-      const pid = await runningPid(proc);
-      if (pid !== undefined) {
-        log(`stopping ${name} ${version} (pid ${pid})`);
-        await stopProcess(pid, timeoutMs, name, log);
-        stopped.push(pid);
-      }
-      rmSync(proc.pidFile, { force: true });
-    }
-  }
+  for (const version of versions)
+    stopped.push(...(await rocketmqDown(localRocketmq(version), options)));
   return stopped;
 }

@@ -33,6 +33,7 @@ import {
   waitForKafka,
   type SecurityProtocol,
 } from '../../scripts/kafka.js';
+import { once, reasonOf, unavailable } from './required.js';
 
 const existingBrokers = process.env.KAFKA_BROKERS?.trim() ?? '';
 
@@ -57,40 +58,23 @@ export function kafkaClient(config: Partial<KafkaConfig> = {}): Kafka {
   });
 }
 
-let ensured: Promise<void> | undefined;
-
 /**
  * Resolves once the shared cluster answers an Admin call: KAFKA_BROKERS' cluster, or the local
  * broker, started when it does not run (the first start may resolve jars from Maven Central).
  */
-export function ensureKafka(): Promise<void> {
-  ensured ??= (async () => {
-    if (usesExistingCluster) {
-      await waitForKafka({ brokers: [...KAFKA_BROKERS] }, { timeoutMs: 15_000 });
-      return;
-    }
-    const result = await localKafkaUp({ log: (line) => console.log(`kafka: ${line}`) });
-    if (result.started) {
-      console.log(
-        `kafka: started the local Kafka ${result.local.version} at ${result.local.bootstrap} ` +
-          `(pid ${result.pid}); it keeps running after the tests (npm run services:down stops it)`,
-      );
-    }
-  })();
-  ensured.catch(() => (ensured = undefined));
-  return ensured;
-}
-
-function reasonOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-/** The run fails under CI=true (throws); otherwise says on the console that `what` is skipped. */
-function unavailable(what: string, problem: string): false {
-  if (process.env.CI === 'true') throw new Error(`${what}: ${problem} (CI=true)`);
-  console.warn(`Skipping ${what}: ${problem}`);
-  return false;
-}
+export const ensureKafka = once(async (): Promise<void> => {
+  if (usesExistingCluster) {
+    await waitForKafka({ brokers: [...KAFKA_BROKERS] }, { timeoutMs: 15_000 });
+    return;
+  }
+  const result = await localKafkaUp({ log: (line) => console.log(`kafka: ${line}`) });
+  if (result.started) {
+    console.log(
+      `kafka: started the local Kafka ${result.local.version} at ${result.local.bootstrap} ` +
+        `(pid ${result.pid}); it keeps running after the tests (npm run services:down stops it)`,
+    );
+  }
+});
 
 /**
  * For a test file that needs the shared cluster: true once it answers. When it cannot (no Java or
@@ -111,16 +95,10 @@ export async function kafkaRequired(what: string): Promise<boolean> {
 }
 
 /** The broker jars' directory once resolved (private brokers run from it). */
-let runtime: Promise<string> | undefined;
-
-function kafkaRuntime(): Promise<string> {
-  runtime ??= (async () => {
-    await checkJava();
-    return resolveKafkaJars({ log: (line) => console.log(`kafka: ${line}`) });
-  })();
-  runtime.catch(() => (runtime = undefined));
-  return runtime;
-}
+const kafkaRuntime = once(async (): Promise<string> => {
+  await checkJava();
+  return resolveKafkaJars({ log: (line) => console.log(`kafka: ${line}`) });
+});
 
 /**
  * For a test file that starts private brokers: true when Java 17+ and the broker jars (resolved

@@ -18,8 +18,17 @@
  * writes ~/logs/rocketmq/rocketmq_client_nodejs.log); a SimpleConsumer of a group that does not
  * exist never finishes `startup()` (use `startSimpleConsumer`, which creates the group and bounds
  * the start).
+ *
+ * A private cluster: `startPrivateRocketmq(options)` starts a name server and a proxy with its broker
+ * of the test's own (own ports, own temporary state directory), optionally with authentication and
+ * authorization (ACL 2.0) at the proxy; a test file that uses one awaits
+ * `privateRocketmqRequired(what)` first.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import {
   Producer,
   SimpleConsumer,
@@ -27,8 +36,11 @@ import {
   type MessageOptions,
   type SendReceipt,
 } from 'rocketmq-client-nodejs';
+import { checkJava, isAlive } from '../../scripts/kafka.js';
+import { once, reasonOf, unavailable } from './required.js';
 import {
   createConsumerGroup as createGroupOn,
+  createRocketmqUser,
   createTopic as createTopicOn,
   deleteConsumerGroup,
   deleteTopic,
@@ -36,13 +48,25 @@ import {
   listTopics,
   localRocketmq,
   localRocketmqUp,
+  resolveRocketmqJars,
+  rocketmqDown,
+  rocketmqLayout,
+  rocketmqUp,
   silentLogger,
   waitForRocketmq,
   type ConsumerGroupOptions,
+  type RocketmqAuth,
+  type RocketmqUserType,
   type TopicOptions,
 } from '../../scripts/rocketmq.js';
 
-export { silentLogger, type ConsumerGroupOptions, type TopicOptions };
+export {
+  silentLogger,
+  type ConsumerGroupOptions,
+  type RocketmqAuth,
+  type RocketmqUserType,
+  type TopicOptions,
+};
 
 const existingEndpoints = process.env.ROCKETMQ_ENDPOINTS?.trim() ?? '';
 
@@ -65,36 +89,26 @@ function defaultNamesrv(): string {
 export const ROCKETMQ_NAMESRV_ADDR: string =
   process.env.ROCKETMQ_NAMESRV_ADDR?.trim() || defaultNamesrv();
 
-let ensured: Promise<void> | undefined;
-
 /**
  * Resolves once the cluster takes a message through its gRPC endpoint: ROCKETMQ_ENDPOINTS' cluster,
  * or the local one, started when it does not run (the first start resolves jars from Maven Central).
  */
-export function ensureRocketmq(): Promise<void> {
-  ensured ??= (async () => {
-    if (usesExistingCluster) {
-      await waitForRocketmq(
-        { endpoints: ROCKETMQ_ENDPOINTS, namesrvAddr: ROCKETMQ_NAMESRV_ADDR },
-        { timeoutMs: 15_000 },
-      );
-      return;
-    }
-    const result = await localRocketmqUp({ log: (line) => console.log(`rocketmq: ${line}`) });
-    if (result.started) {
-      console.log(
-        `rocketmq: started the local RocketMQ ${result.local.version} at ${result.local.endpoints}; ` +
-          'it keeps running after the tests (npm run services:down stops it)',
-      );
-    }
-  })();
-  ensured.catch(() => (ensured = undefined));
-  return ensured;
-}
-
-function reasonOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
+export const ensureRocketmq = once(async (): Promise<void> => {
+  if (usesExistingCluster) {
+    await waitForRocketmq(
+      { endpoints: ROCKETMQ_ENDPOINTS, namesrvAddr: ROCKETMQ_NAMESRV_ADDR },
+      { timeoutMs: 15_000 },
+    );
+    return;
+  }
+  const result = await localRocketmqUp({ log: (line) => console.log(`rocketmq: ${line}`) });
+  if (result.started) {
+    console.log(
+      `rocketmq: started the local RocketMQ ${result.local.version} at ${result.local.endpoints}; ` +
+        'it keeps running after the tests (npm run services:down stops it)',
+    );
+  }
+});
 
 /**
  * For a test file that needs RocketMQ: true once it takes messages. When it cannot (no Java or
@@ -111,10 +125,7 @@ export async function rocketmqRequired(what: string): Promise<boolean> {
         `(name server ${ROCKETMQ_NAMESRV_ADDR})`
       : 'the local RocketMQ (npm run services:up; needs Java 17+ and Maven) is not available; ' +
         'or set ROCKETMQ_ENDPOINTS (and ROCKETMQ_NAMESRV_ADDR) to a cluster';
-    const problem = `${how}: ${reasonOf(error)}`;
-    if (process.env.CI === 'true') throw new Error(`${what}: ${problem} (CI=true)`);
-    console.warn(`Skipping ${what}: ${problem}`);
-    return false;
+    return unavailable(what, `${how}: ${reasonOf(error)}`);
   }
 }
 
@@ -214,23 +225,23 @@ export async function produce(
 ): Promise<SendReceipt[]> {
   const producer = await rocketmqProducer();
   const receipts: SendReceipt[] = [];
-  for (const message of messages) {
-    const { body, properties, ...rest } = message;
-    receipts.push(
-      await producer.send({
-        ...rest,
-        topic,
-        body: typeof body === 'string' ? Buffer.from(body, 'utf8') : body,
-        ...(properties === undefined
-          ? {}
-          : {
-              properties:
-                properties instanceof Map ? properties : new Map(Object.entries(properties)),
-            }),
-      }),
-    );
-  }
+  for (const message of messages) receipts.push(await producer.send(toMessage(topic, message)));
   return receipts;
+}
+
+/** The client's message options of a test message. */
+function toMessage(topic: string, message: TestMessage): MessageOptions {
+  const { body, properties, ...rest } = message;
+  return {
+    ...rest,
+    topic,
+    body: typeof body === 'string' ? Buffer.from(body, 'utf8') : body,
+    ...(properties === undefined
+      ? {}
+      : {
+          properties: properties instanceof Map ? properties : new Map(Object.entries(properties)),
+        }),
+  };
 }
 
 const consumers = new Set<SimpleConsumer>();
@@ -295,4 +306,202 @@ export async function closeRocketmqClients(): Promise<void> {
     );
   }
   await Promise.all(closing);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Private clusters.
+
+/** The jars' directory once resolved (private clusters run from it). */
+const rocketmqRuntime = once(async (): Promise<string> => {
+  await checkJava('a private RocketMQ');
+  return resolveRocketmqJars({ log: (line) => console.log(`rocketmq: ${line}`) });
+});
+
+/**
+ * For a test file that starts private clusters: true when Java 17+ and the RocketMQ jars (resolved
+ * with Maven on first use) are there; otherwise the run fails under CI=true (this throws) and the
+ * caller skips its tests (this says so), as `rocketmqRequired`.
+ */
+export async function privateRocketmqRequired(what: string): Promise<boolean> {
+  try {
+    await rocketmqRuntime();
+    return true;
+  } catch (error) {
+    return unavailable(
+      what,
+      `a private RocketMQ cannot run here (needs Java 17+ and Maven): ${reasonOf(error)}`,
+    );
+  }
+}
+
+export interface PrivateRocketmqOptions {
+  /**
+   * Authentication at the proxy with this user, a super user made at the start (and, with
+   * `authorization`, permission checks); the cluster's own clients (readiness probe, `produce`)
+   * sign with it.
+   */
+  readonly auth?: RocketmqAuth;
+  /** How long the start may take until a send succeeds (default 120 s). */
+  readonly readyTimeoutMs?: number;
+}
+
+export interface PrivateRocketmq {
+  /** The proxy's gRPC endpoint, `127.0.0.1:<port>`. */
+  readonly endpoints: string;
+  /** The name server, `127.0.0.1:<port>`. */
+  readonly namesrvAddr: string;
+  readonly auth: RocketmqAuth | undefined;
+  /** The temporary state directory: configurations, store, logs (`logs/rocketmqlogs`). */
+  readonly dir: string;
+  /** Seconds from spawning the name server to the first successful send. */
+  readonly startSeconds: number;
+  createTopic(topic: string, options?: TopicOptions): Promise<void>;
+  createConsumerGroup(group: string, options?: ConsumerGroupOptions): Promise<void>;
+  /** Creates (or updates) a user of ACL 2.0; a `Normal` one may do nothing without an ACL. */
+  createUser(username: string, password: string, type?: RocketmqUserType): Promise<void>;
+  /** Sends `messages` to `topic` with a producer of this cluster (signed by `auth`'s user). */
+  produce(topic: string, messages: readonly TestMessage[]): Promise<SendReceipt[]>;
+  /** Whether both JVMs run. */
+  running(): boolean;
+  /** Stops the producer and both JVMs (SIGTERM, then SIGKILL) and removes the directory. */
+  close(): Promise<void>;
+}
+
+const privatePids = new Set<number>();
+const privateDirs = new Set<string>();
+// A test process that ends without closing its clusters must not leave their JVMs (which are
+// detached, as the shared cluster's) or their files behind.
+process.once('exit', () => {
+  for (const pid of privatePids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+  for (const dir of privateDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function listenable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A run of `count` consecutive free ports on 127.0.0.1, starting at one the system hands out (the
+ * broker listens on its port - 2 and + 1 besides the port itself).
+ */
+async function freePortRun(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const server = createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', resolve);
+    });
+    const address = server.address();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (typeof address !== 'object' || address === null) continue;
+    const first = address.port;
+    if (first + count > 65_535) continue;
+    let free = true;
+    for (let port = first; port < first + count && free; port++) free = await listenable(port);
+    if (free) return first;
+  }
+  throw new Error(`no ${count} consecutive free ports on 127.0.0.1`);
+}
+
+/**
+ * Starts a private RocketMQ on 127.0.0.1 (six consecutive free ports, a fresh temporary state
+ * directory, small heaps: 128 MiB for the name server, 384 MiB for the proxy and its broker);
+ * resolves once a send through its proxy (signed by `auth`'s user) succeeds, ~10 s here.
+ */
+export async function startPrivateRocketmq(
+  options: PrivateRocketmqOptions = {},
+): Promise<PrivateRocketmq> {
+  await rocketmqRuntime();
+  const dir = mkdtempSync(path.join(tmpdir(), 'tributary-rocketmq-'));
+  privateDirs.add(dir);
+  const first = await freePortRun(6);
+  const local = rocketmqLayout({
+    grpcPort: first,
+    proxyRemotingPort: first + 1,
+    // first + 2: the broker's "fast" port (its port - 2).
+    namesrvPort: first + 3,
+    brokerPort: first + 4,
+    // first + 5: the broker's HA port (its port + 1).
+    stateDir: dir,
+    auth: options.auth,
+    heapMb: { namesrv: 128, proxy: 384 },
+  });
+  const up = await rocketmqUp(local, { timeoutMs: options.readyTimeoutMs ?? 120_000 }).catch(
+    (error: unknown) => {
+      privateDirs.delete(dir);
+      rmSync(dir, { recursive: true, force: true });
+      throw error;
+    },
+  );
+  const pids = [up.pids.proxy, up.pids.namesrv];
+  for (const pid of pids) privatePids.add(pid);
+
+  let producer: Promise<Producer> | undefined;
+  const startedProducer = (): Promise<Producer> => {
+    producer ??= (async () => {
+      const created = new Producer({
+        endpoints: local.endpoints,
+        namespace: '',
+        logger: silentLogger,
+        ...(local.auth === undefined
+          ? {}
+          : {
+              sessionCredentials: {
+                accessKey: local.auth.username,
+                accessSecret: local.auth.password,
+              },
+            }),
+      });
+      await within(created.startup(), 15_000, 'the producer start');
+      return created;
+    })();
+    producer.catch(() => (producer = undefined));
+    return producer;
+  };
+  let closed = false;
+  return {
+    endpoints: local.endpoints,
+    namesrvAddr: local.namesrvAddr,
+    auth: local.auth,
+    dir,
+    startSeconds: up.startSeconds ?? 0,
+    createTopic: (topic, topicOptions = {}) =>
+      createTopicOn(local.namesrvAddr, topic, topicOptions),
+    createConsumerGroup: (group, groupOptions = {}) =>
+      createGroupOn(local.namesrvAddr, group, groupOptions),
+    createUser: (username, password, type = 'Normal') =>
+      createRocketmqUser(local.namesrvAddr, username, password, type),
+    produce: async (topic, messages) => {
+      const sender = await startedProducer();
+      const receipts: SendReceipt[] = [];
+      for (const message of messages) receipts.push(await sender.send(toMessage(topic, message)));
+      return receipts;
+    },
+    running: () => pids.every((pid) => isAlive(pid)),
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      const stopping = producer;
+      producer = undefined;
+      if (stopping !== undefined) {
+        await stopping
+          .then((p) => within(p.shutdown(), 10_000, 'the producer shutdown'))
+          .catch(() => {});
+      }
+      await rocketmqDown(local, { timeoutMs: 15_000 });
+      for (const pid of pids) privatePids.delete(pid);
+      privateDirs.delete(dir);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

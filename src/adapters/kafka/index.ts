@@ -71,7 +71,7 @@ export function describeKafkaError(error: unknown): { reason: string; message: s
     )
   ) {
     reason = 'AuthenticationFailed';
-  } else if (has((e) => e.type?.endsWith('_AUTHORIZATION_FAILED') === true)) {
+  } else if (has((e) => typeof e.type === 'string' && e.type.endsWith('_AUTHORIZATION_FAILED'))) {
     reason = 'NotAuthorized';
   } else if (
     has(
@@ -81,7 +81,13 @@ export function describeKafkaError(error: unknown): { reason: string; message: s
     )
   ) {
     reason = 'TopicNotFound';
-  } else if (has((e) => /certificate|SSL|TLS|handshake/i.test(e.message ?? ''))) {
+  } else if (
+    has((e) =>
+      /certificate|SSL routines|self[- ]signed|handshake|ERR_TLS|wrong version number/i.test(
+        e.message ?? '',
+      ),
+    )
+  ) {
     reason = 'TLSFailed';
   } else if (
     has(

@@ -9,12 +9,13 @@
  * - any other record is wrapped: type `dev.knative.kafka.event`, source
  *   `/apis/v1/namespaces/<ns>/kafkasources/<name>#<topic>`, subject `partition:<p>#<offset>`, id
  *   `partition:<p>/offset:<offset>`, time = the record's timestamp, datacontenttype from the
- *   `content-type` header, the key as `key` and `partitionkey`, every header as
- *   `kafkaheader<name>` (lower-case, letters and digits only), the value byte for byte as data.
+ *   `content-type` header, the key as `key` and `partitionkey`, every other header as
+ *   `kafkaheader<name>` (lower-case, letters and digits only; the last of repeated ones), the
+ *   value byte for byte as data.
  *
  * The source's `ceOverrides.extensions` are set last on both.
  */
-import { headerText, type RecordHeadersIn } from '../../backends/kafka/codec.js';
+import type { RecordHeadersIn } from '../../backends/kafka/codec.js';
 import type { AttributeValue, CloudEvent } from '../../core/event.js';
 import { carriedCloudEvent, withOverrides } from '../carried-event.js';
 
@@ -47,23 +48,69 @@ export interface RecordEvent {
   readonly passedThrough: boolean;
 }
 
-/** The record's key as Knative's key deserializers render it; undefined for a null or bad key. */
+/** A float as Java's Float/Double.toString writes it for ordinary magnitudes (`1.0`, `1.1`). */
+function javaFloat(value: number, single: boolean): string {
+  if (!Number.isFinite(value))
+    return Number.isNaN(value) ? 'NaN' : value > 0 ? 'Infinity' : '-Infinity';
+  let text = String(value);
+  if (single) {
+    // The shortest decimal that reads back as the same single-precision value.
+    for (let digits = 1; digits <= 9; digits++) {
+      const candidate = Number(value.toPrecision(digits));
+      if (Math.fround(candidate) === value) {
+        text = String(candidate);
+        break;
+      }
+    }
+  }
+  return /^-?\d+$/.test(text) ? `${text}.0` : text;
+}
+
+/**
+ * The record's key as Knative's key deserializers render it: UTF-8 text, base64 for byte-array,
+ * a big-endian int (4 bytes; 8 bytes as a long) or float (4 or 8 bytes); a key of another length
+ * for int or float is read as text, as Knative falls back. Undefined for an empty key (no key).
+ */
 export function keyText(key: Buffer, keyType: KeyType): string | undefined {
+  if (key.length === 0) return undefined;
   switch (keyType) {
-    case 'string':
-      return key.toString('utf8');
     case 'byte-array':
       return key.toString('base64');
     case 'int':
       if (key.length === 4) return String(key.readInt32BE(0));
       if (key.length === 8) return key.readBigInt64BE(0).toString();
-      return undefined;
+      break;
     case 'float':
-      if (key.length === 4) return String(key.readFloatBE(0));
-      if (key.length === 8) return String(key.readDoubleBE(0));
-      return undefined;
+      if (key.length === 4) return javaFloat(key.readFloatBE(0), true);
+      if (key.length === 8) return javaFloat(key.readDoubleBE(0), false);
+      break;
+    case 'string':
+      break;
   }
+  return key.toString('utf8');
 }
+
+/** The last value of a header (Knative keeps the last of repeated headers), as text. */
+function lastHeaderText(headers: RecordHeadersIn, name: string): string | undefined {
+  const raw = headers[name];
+  const last = Array.isArray(raw) ? raw[raw.length - 1] : raw;
+  if (last === undefined) return undefined;
+  return typeof last === 'string' ? last : last.toString('utf8');
+}
+
+/** The record's time: its timestamp, when it is one a CloudEvent can carry (years 0 to 9999). */
+function recordTime(timestamp: string): string | undefined {
+  if (timestamp.trim() === '') return undefined;
+  const millis = Number(timestamp);
+  if (!Number.isFinite(millis) || millis < 0 || millis >= MAX_TIMESTAMP_MS) return undefined;
+  return new Date(millis).toISOString();
+}
+
+/** 10000-01-01T00:00:00Z: RFC 3339 has four-digit years. */
+const MAX_TIMESTAMP_MS = 253_402_300_800_000;
+
+/** printable ASCII, as a header-borne datacontenttype must be */
+const MEDIA_TYPE = /^[\x20-\x7e]+$/;
 
 /** `kafkaheader` + the header name lower-cased with everything but a-z and 0-9 left out. */
 export function headerExtension(name: string): string {
@@ -73,7 +120,6 @@ export function headerExtension(name: string): string {
 /** The CloudEvent for one record (see the module comment). */
 export function recordToEvent(record: SourceRecord, origin: RecordOrigin): RecordEvent {
   const headers = record.headers ?? {};
-  const contentType = headerText(headers, 'content-type');
   const carried = carriedCloudEvent(headers, record.value);
   if (carried !== undefined) {
     return { event: withOverrides(carried, origin.overrides), passedThrough: true };
@@ -86,10 +132,16 @@ export function recordToEvent(record: SourceRecord, origin: RecordOrigin): Recor
     type: KAFKA_EVENT_TYPE,
     subject: `partition:${partition}#${record.offset}`,
   };
-  const millis = Number(record.timestamp);
-  if (Number.isFinite(millis) && millis >= 0) attributes.time = new Date(millis).toISOString();
-  if (contentType !== undefined && contentType.trim() !== '') {
-    attributes.datacontenttype = contentType.trim();
+  const time = recordTime(record.timestamp);
+  if (time !== undefined) attributes.time = time;
+  // The content-type header, in any case, is the datacontenttype and not an extension (Knative).
+  const contentTypeHeader = Object.keys(headers).find((n) => n.toLowerCase() === 'content-type');
+  const contentType =
+    contentTypeHeader === undefined
+      ? undefined
+      : lastHeaderText(headers, contentTypeHeader)?.trim();
+  if (contentType !== undefined && contentType !== '' && MEDIA_TYPE.test(contentType)) {
+    attributes.datacontenttype = contentType;
   }
   const key = record.key === null ? undefined : keyText(record.key, origin.keyType);
   if (key !== undefined) {
@@ -97,7 +149,8 @@ export function recordToEvent(record: SourceRecord, origin: RecordOrigin): Recor
     attributes.partitionkey = key;
   }
   for (const name of Object.keys(headers)) {
-    const text = headerText(headers, name);
+    if (name === contentTypeHeader) continue;
+    const text = lastHeaderText(headers, name);
     const extension = headerExtension(name);
     if (text !== undefined && extension !== 'kafkaheader') attributes[extension] = text;
   }

@@ -57,22 +57,39 @@ interface ErrorLike {
 
 /** Why a RocketMQ client error happened, as a condition reason, and its message. */
 export function describeRocketMQError(error: unknown): { reason: string; message: string } {
-  const e = (error ?? {}) as ErrorLike;
-  // gRPC errors carry the proxy's own words in `details` ("group not found: ...").
-  const message =
+  // The SDK wraps the proxy's answer (a startup failure's cause is the route query's error).
+  const chain: ErrorLike[] = [];
+  for (let e: unknown = error; typeof e === 'object' && e !== null && chain.length < 6;) {
+    chain.push(e);
+    e = (e as ErrorLike).cause;
+  }
+  const texts = chain.map((e) =>
+    // gRPC errors carry the proxy's own words in `details` ("group not found: ...").
     e.details !== undefined && e.details !== '' && !(e.message ?? '').includes(e.details)
       ? `${e.message ?? ''}: ${e.details}`
-      : (e.message ?? String(error));
-  const name = e.name ?? (error as object | undefined)?.constructor?.name ?? '';
+      : (e.message ?? ''),
+  );
+  const message = [...new Set(texts.filter((t) => t !== ''))].join(': ') || String(error);
+  const names = chain.map((e) => e.name ?? e.constructor?.name ?? '');
+  const codes = chain.map((e) => Number(e.code));
   let reason = 'UpstreamError';
-  if (name === 'UnauthorizedException' || /UNAUTHENTICATED|unauthorized/i.test(message)) {
+  // The proxy answers 40100 (UNAUTHORIZED) both for bad credentials and for missing permissions.
+  if (/has no permission|PERMISSION_DENIED|forbidden/i.test(message) || codes.includes(40300)) {
+    reason = 'NotAuthorized';
+  } else if (
+    names.includes('UnauthorizedException') ||
+    codes.includes(40100) ||
+    /UNAUTHENTICATED|unauthorized|check signature failed|User:\S+ is not found|username cannot be null/i.test(
+      message,
+    )
+  ) {
     reason = 'AuthenticationFailed';
-  } else if (name === 'ForbiddenException' || /PERMISSION_DENIED|forbidden/i.test(message)) {
+  } else if (names.includes('ForbiddenException')) {
     reason = 'NotAuthorized';
   } else if (/group not (found|exist)|CONSUMER_GROUP_NOT_FOUND/i.test(message)) {
     reason = 'GroupNotFound';
   } else if (
-    name === 'NotFoundException' ||
+    names.includes('NotFoundException') ||
     /topic.*not (found|exist)|TOPIC_NOT_FOUND|No topic route/i.test(message)
   ) {
     reason = 'TopicNotFound';

@@ -12,6 +12,7 @@ import { CesqlParseError, compileCesql } from '../cesql/index.js';
 import type { FieldProblem } from '../errors.js';
 import { durationError, parseDuration } from '../duration.js';
 import { SOURCE_KINDS } from './manifest.js';
+import { REDACTED } from './secrets.js';
 import {
   BACKOFF_POLICIES,
   DELIVERY_FORMATS,
@@ -849,7 +850,12 @@ function validateKafkaSpec(spec: JsonObject, resource: JsonObject): FieldProblem
         problems.push(problem('spec.net.sasl', 'SASL needs a user and a password'));
       }
       const sasltype = sasl !== undefined && isObject(sasl.type) ? sasl.type.value : undefined;
-      if (typeof sasltype === 'string' && !KAFKA_SASL_TYPES.includes(sasltype.toUpperCase())) {
+      // REDACTED: a manifest read back; the stored value, checked when it was written, stays.
+      if (
+        typeof sasltype === 'string' &&
+        sasltype !== REDACTED &&
+        !KAFKA_SASL_TYPES.includes(sasltype.toUpperCase())
+      ) {
         problems.push(
           problem(
             'spec.net.sasl.type.value',
