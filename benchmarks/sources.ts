@@ -1,9 +1,11 @@
 /**
- * Sources: GitHub webhook deliveries per second end to end (issue 8), against the broker ingress
- * measured in the same run with the same server setup, the same payload, the same number of
- * deliveries and the same connections.
+ * Sources, in two halves: GitHub webhook deliveries per second end to end (issue 8), against the
+ * broker ingress measured in the same run with the same server setup, the same payload, the same
+ * number of deliveries and the same connections; and Kafka records per second through a
+ * KafkaSource (issue 9), against a raw kafkajs consumer measured in the same run
+ * (lib/kafka-source.ts).
  *
- * Every measurement is a fresh server (on the server core) with one trigger on the broker
+ * GitHub webhooks: every measurement is a fresh server (on the server core) with one trigger on the broker
  * `default` whose subscriber is in the load process (lib/webhook-load.ts, on the generator core),
  * and a GitHubSource `bench` (secret token, sink: the broker `default`). The load sends a GitHub
  * `push` payload (from @octokit/webhooks-examples) N times over C keep-alive connections, closed
@@ -18,10 +20,17 @@
  * Deliveries per second = N / (time from the first send until the subscriber has received all N).
  * Rounds interleave the two (alternating which goes first); medians of the rounds.
  *
- * Kafka source records per second against a raw kafkajs consumer (issue 9) is the other half of
- * this scenario, measured once the KafkaSource adapter exists.
+ * Kafka source (lib/kafka-source.ts): N records (1 KB JSON) pre-produced to one topic of 4
+ * partitions on the local Kafka (KAFKA_BROKERS, whatever the server's backend), read from the
+ * earliest offset by a fresh consumer group each time: by a raw kafkajs consumer in the server's
+ * place (eachBatch, offsets resolved after processing, committed as it goes), and by a KafkaSource
+ * PUT to a fresh server (broker sink `ordered` and `unordered`, and the subscriber's URI as sink),
+ * until the subscriber in the load process (lib/kafka-source-load.ts) has every record. Rounds
+ * interleave the configurations; medians of the rounds.
  *
- *   npm run bench:sources [-- --quick] [--backends embedded,nats,kafka] [--cpu-prof]
+ * `--only github` or `--only kafka` runs one half.
+ *
+ *   npm run bench:sources [-- --quick] [--backends embedded,nats,kafka] [--only github,kafka] [--cpu-prof]
  */
 import { bodyDigest, GITHUB_EVENT_TYPE, pushPayload } from './lib/github-payload.js';
 import {
@@ -38,9 +47,10 @@ import {
   type Options,
 } from './lib/harness.js';
 import { benchScript } from './lib/paths.js';
+import { measureKafkaSource } from './lib/kafka-source.js';
 import { childResult, GENERATOR_CPU, spawnNode } from './lib/proc.js';
 import { fmt, median, ratio } from './lib/stats.js';
-import { figure } from './lib/svg.js';
+import { figure, type BarPanel } from './lib/svg.js';
 import type { DeliveryMode, DeliveryResult, DeliveryTask } from './lib/webhook-load.js';
 
 const SOURCE = 'bench';
@@ -162,14 +172,14 @@ function summarize(mode: DeliveryMode, runs: readonly Run[]): Row {
   };
 }
 
-async function measure(backend: string, opts: Options) {
-  // Quick mode keeps the scenario under about 30 s per backend: one round on NATS and Kafka.
+/** The GitHub half: webhook deliveries against the broker ingress. */
+async function measureWebhooks(backend: string, opts: Options, port: number) {
+  // Quick mode keeps this half under about 30 s per backend: one round on NATS and Kafka.
   const rounds = opts.quick ? (backend === 'embedded' ? 2 : 1) : 3;
   const deliveries = opts.quick ? 2_000 : 10_000;
   const connections = 16;
   const warmup = prewarmEvents(opts);
   const timeoutMs = opts.quick ? 60_000 : 120_000;
-  const port = await receiverPort();
   const body = pushPayload();
   const sourcesFixture = fixture('sources', [
     trigger('sources', [{ exact: { type: GITHUB_EVENT_TYPE } }], `http://127.0.0.1:${port}/`),
@@ -223,7 +233,7 @@ async function measure(backend: string, opts: Options) {
   const share = webhook.delivered / ingress.delivered;
   const rows = [webhook, ingress];
   const table = [
-    `GitHub \`push\` deliveries end to end: the first \`push\` example of @octokit/webhooks-examples (${fmt(body.length)} bytes of JSON, the same bytes on both paths), ${fmt(deliveries)} per measurement over ${connections} keep-alive connections, closed loop, after ${fmt(warmup)} of warm-up; through one trigger (exact \`type\`) to a subscriber in the load process. Deliveries/s = deliveries / (first send until the subscriber has all of them). Each measurement is a fresh server with the same trigger and GitHubSource (secret token, broker sink); median of ${rounds} round${rounds > 1 ? 's' : ''}, webhook and ingress interleaved.`,
+    `**GitHub webhooks** (issue 8): GitHub \`push\` deliveries end to end: the first \`push\` example of @octokit/webhooks-examples (${fmt(body.length)} bytes of JSON, the same bytes on both paths), ${fmt(deliveries)} per measurement over ${connections} keep-alive connections, closed loop, after ${fmt(warmup)} of warm-up; through one trigger (exact \`type\`) to a subscriber in the load process. Deliveries/s = deliveries / (first send until the subscriber has all of them). Each measurement is a fresh server with the same trigger and GitHubSource (secret token, broker sink); median of ${rounds} round${rounds > 1 ? 's' : ''}, webhook and ingress interleaved.`,
     '',
     '| path | delivered ev/s | x ingress | answered 202/s | server CPU | server CPU per event | p99 response | send to delivery p50 / p99 | not 202 |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
@@ -233,8 +243,6 @@ async function measure(backend: string, opts: Options) {
     ),
     '',
     `Webhook: \`POST ${WEBHOOK_PATH}\` with \`X-GitHub-Event: push\`, a new \`X-GitHub-Delivery\` UUID each time and \`X-Hub-Signature-256\`; the server checks the signature, makes the CloudEvent as Knative's GitHubSource does, checks the delivery id against the recent ids and the backend's delivery ledger, writes the event to the broker and records the id in the ledger. Ingress: \`POST ${INGRESS_PATH}\`, the same body as a binary-mode CloudEvent (\`ce-type: ${GITHUB_EVENT_TYPE}\`, \`ce-source: https://github.com/${REPOSITORY}\`, a new \`ce-id\` UUID each time). The ratio is what the webhook path costs on top of the broker write.`,
-    '',
-    'Not measured yet: Kafka source records per second against a raw kafkajs consumer (issue 9), which comes with the KafkaSource adapter.',
   ];
   const incomplete = webhook.incomplete + ingress.incomplete;
   if (incomplete > 0) {
@@ -256,25 +264,21 @@ async function measure(backend: string, opts: Options) {
     },
   ];
 
-  const svg = figure(
-    [
-      {
-        kind: 'bar',
-        title: `Sources (${backend}): GitHub push deliveries`,
-        yLabel: 'events per second',
-        groups: ['delivered end to end', 'answered 202'],
-        series: [
-          { name: 'GitHub webhook', values: [webhook.delivered, webhook.answered] },
-          { name: 'broker ingress', values: [ingress.delivered, ingress.answered] },
-        ],
-      },
+  const panel: BarPanel = {
+    kind: 'bar',
+    title: `Sources (${backend}): GitHub push deliveries`,
+    yLabel: 'events per second',
+    groups: ['delivered end to end', 'answered 202'],
+    series: [
+      { name: 'GitHub webhook', values: [webhook.delivered, webhook.answered] },
+      { name: 'broker ingress', values: [ingress.delivered, ingress.answered] },
     ],
-    `Median of ${rounds} round(s) of ${fmt(deliveries)} deliveries over ${connections} connections; webhook ${ratio(share)} of the ingress end to end (goal >= ${GOAL_SHARE}x). Server on one core, load and subscriber on the other.`,
-  );
+  };
 
   return {
     markdown: table.join('\n'),
-    svg,
+    panel,
+    caption: `GitHub: median of ${rounds} round(s) of ${fmt(deliveries)} deliveries over ${connections} connections; webhook ${ratio(share)} of the ingress end to end (goal >= ${GOAL_SHARE}x).`,
     goals,
     data: {
       rounds,
@@ -292,7 +296,31 @@ async function measure(backend: string, opts: Options) {
       share,
       rows,
       runs,
-      notMeasured: ['Kafka source records per second against a raw kafkajs consumer (issue 9)'],
+    },
+  };
+}
+
+/** Both halves on one backend (`--only github` or `--only kafka`: one of them). */
+async function measure(backend: string, opts: Options) {
+  const wants = (half: string): boolean => opts.only === undefined || opts.only.includes(half);
+  const port = await receiverPort();
+  const github = wants('github') ? await measureWebhooks(backend, opts, port) : undefined;
+  const kafka = wants('kafka') ? await measureKafkaSource(backend, opts, port) : undefined;
+  const halves = [github, kafka].filter((h) => h !== undefined);
+  const svg =
+    halves.length === 0
+      ? undefined
+      : figure(
+          halves.map((h) => h.panel),
+          `${halves.map((h) => h.caption).join(' ')} Server (and the raw consumer) on one core, load and subscriber on the other.`,
+        );
+  return {
+    markdown: halves.map((h) => h.markdown).join('\n\n'),
+    ...(svg === undefined ? {} : { svg }),
+    goals: github?.goals ?? [],
+    data: {
+      ...(github === undefined ? {} : { github: github.data }),
+      ...(kafka === undefined ? {} : { kafka: kafka.data }),
     },
   };
 }

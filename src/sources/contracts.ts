@@ -68,6 +68,15 @@ export interface PullContext {
    * partition moved to another consumer); the message is then left unacknowledged upstream.
    */
   deliver(event: CloudEvent, options?: { readonly signal?: AbortSignal }): Promise<void>;
+  /**
+   * `deliver` for several events in their order, resolving once all were accepted: a broker sink
+   * stores them in one write (all or, on a failure, tried again as a whole, so some may be stored
+   * twice); a service gets them one after the other.
+   */
+  deliverAll(
+    events: readonly CloudEvent[],
+    options?: { readonly signal?: AbortSignal },
+  ): Promise<void>;
   /** Counts messages taken from upstream. */
   received(count: number): void;
   /** The upstream answers (a consumer joined its group, a receive succeeded). */

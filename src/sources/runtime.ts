@@ -307,9 +307,16 @@ export class SourceRuntime {
       deliver: (event, options) =>
         this.deliverPulled(
           state,
-          event,
+          [event],
           options?.signal === undefined ? signal : AbortSignal.any([signal, options.signal]),
         ),
+      deliverAll: async (events, options) => {
+        const both =
+          options?.signal === undefined ? signal : AbortSignal.any([signal, options.signal]);
+        // A broker takes them in one write, in order; a service gets them one after the other.
+        if ('broker' in state.sink) await this.deliverPulled(state, events, both);
+        else for (const event of events) await this.deliverPulled(state, [event], both);
+      },
     };
   }
 
@@ -333,16 +340,21 @@ export class SourceRuntime {
   /** Takes a pulled event to the sink, pausing and trying again while the sink refuses. */
   private async deliverPulled(
     state: SourceState,
-    event: CloudEvent,
+    events: readonly CloudEvent[],
     signal: AbortSignal,
   ): Promise<void> {
+    if (events.length === 0) return;
     const maxMs = this.options.maxSinkBackoffMs ?? DEFAULT_MAX_SINK_BACKOFF_MS;
     for (let attempt = 1; ; attempt++) {
       signal.throwIfAborted();
       try {
-        await this.forward(state, event, signal);
+        if (events.length === 1) await this.forward(state, events[0]!, signal);
+        else if ('broker' in state.sink) {
+          const { namespace, name } = state.sink.broker;
+          await this.options.writer.write(namespace, name, events);
+        } else throw new Error('several events at once go to a broker only');
         if (!signal.aborted) {
-          state.counters.forwarded++;
+          state.counters.forwarded += events.length;
           state.sinkRefusal = undefined;
         }
         return;

@@ -137,7 +137,7 @@ describe.skipIf(!kafka)('KafkaSource: kill -9 and replicas', { timeout: 180_000 
       topics: [topic],
       sink: { ref: { kind: 'Broker', name: 'orders' } },
     });
-    const records = numbered('broker', 1000);
+    const records = numbered('broker', 3000);
     await produce(topic, records);
     await until(
       'some records delivered',

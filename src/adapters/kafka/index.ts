@@ -5,9 +5,10 @@
  * partition's offset is committed only up to the records whose delivery resolved, so nothing is
  * committed before the sink accepted it, and a crash replays at most what was not committed.
  *
- * `ordering: ordered` (Knative's default) delivers one record of a partition at a time, in offset
- * order; `unordered` delivers up to UNORDERED_IN_FLIGHT records of a partition at once and still
- * commits in offset order. While the sink refuses, `deliver` waits, the partition's batch waits
+ * `ordering: ordered` (Knative's default) delivers a partition's records in offset order: one at a
+ * time to a service, in runs of up to ORDERED_RUN records per write to a broker; `unordered`
+ * delivers up to UNORDERED_IN_FLIGHT records of a partition at once and still commits in offset
+ * order. While the sink refuses, `deliver` waits, the partition's batch waits
  * with it, and kafkajs fetches nothing more for it: consumption pauses, memory stays bounded.
  *
  * Upstream problems (unreachable brokers, failed authentication, a missing topic) show in the
@@ -31,6 +32,8 @@ import { recordToEvent, type KeyType, type RecordOrigin } from './records.js';
 
 /** Records of one partition delivered at once under `ordering: unordered`. */
 export const UNORDERED_IN_FLIGHT = 64;
+/** Records of one partition a broker sink stores in one write under `ordering: ordered`. */
+export const ORDERED_RUN = 100;
 /** Partitions a replica works on at once (each one's batch is in memory). */
 export const PARTITIONS_AT_ONCE = 16;
 /** The first pause before the consumer is rebuilt after an upstream failure; it doubles to 30 s. */
@@ -133,7 +136,7 @@ class BatchProgress {
  * whatever was delivered meanwhile, so that a slow stream commits after every record and a fast
  * one commits in steps (a crash replays at most what one commit round-trip took).
  */
-class Committer {
+export class Committer {
   private committed: string | undefined;
   private wanted: string | undefined;
   private running: Promise<void> | undefined;
@@ -143,7 +146,9 @@ class Committer {
   request(last: string | undefined): void {
     if (last === undefined) return;
     this.wanted = last;
-    this.running ??= this.drain();
+    // Idle with nothing new to commit: no drain (one that found nothing to do would end before
+    // `running` is set, and `running` would then never be cleared).
+    if (this.running === undefined && last !== this.committed) this.running = this.drain();
   }
 
   /** Resolves once `last` (and everything requested before) is committed or failed. */
@@ -152,13 +157,17 @@ class Committer {
     while (this.running !== undefined) await this.running;
   }
 
+  /** Commits until what is wanted is committed; always awaits before it ends. */
   private async drain(): Promise<void> {
-    while (this.wanted !== undefined && this.wanted !== this.committed) {
-      const last = this.wanted;
-      if (await this.commit(last)) this.committed = last;
-      else break;
+    try {
+      while (this.wanted !== undefined && this.wanted !== this.committed) {
+        const last = this.wanted;
+        if (!(await this.commit(last))) break;
+        this.committed = last;
+      }
+    } finally {
+      this.running = undefined;
     }
-    this.running = undefined;
   }
 }
 
@@ -168,6 +177,8 @@ class KafkaSourceRun implements PullingSource {
   private readonly groupId: string;
   private readonly keyType: KeyType;
   private readonly overrides: Readonly<Record<string, string>>;
+  /** The sink is a broker (which takes a run of records in one write). */
+  private readonly brokerSink: boolean;
   private readonly stopper = new AbortController();
   private readonly signal: AbortSignal;
   private loop: Promise<void> = Promise.resolve();
@@ -182,6 +193,7 @@ class KafkaSourceRun implements PullingSource {
     this.groupId = this.spec.consumerGroup ?? defaultConsumerGroup(source);
     this.keyType = (source.metadata.labels?.[KAFKA_KEY_TYPE_LABEL] ?? 'string') as KeyType;
     this.overrides = overridesOf(source);
+    this.brokerSink = (source.spec as { sink?: { ref?: unknown } }).sink?.ref !== undefined;
     const net = this.spec.net;
     const tlsWanted = net?.tls?.enable === true;
     const saslWanted = net?.sasl?.enable === true;
@@ -336,7 +348,20 @@ class KafkaSourceRun implements PullingSource {
       progress.markDone(message.offset);
       committer.request(progress.lastContiguous());
     };
-    const width = this.spec.ordering === 'unordered' ? UNORDERED_IN_FLIGHT : 1;
+    /** Ordered: the batch in runs of ORDERED_RUN records, each run delivered as one. */
+    const deliverInRuns = async (): Promise<void> => {
+      for (let start = 0; start < messages.length; start += ORDERED_RUN) {
+        if (signal.aborted || payload.isStale()) return;
+        const run = messages.slice(start, start + ORDERED_RUN);
+        this.context.received(run.length);
+        await this.context.deliverAll(
+          run.map((message) => recordToEvent(message, origin).event),
+          { signal },
+        );
+        for (const message of run) progress.markDone(message.offset);
+        committer.request(progress.lastContiguous());
+      }
+    };
     let nextIndex = 0;
     const worker = async (): Promise<void> => {
       while (nextIndex < messages.length && !signal.aborted && !payload.isStale()) {
@@ -346,7 +371,11 @@ class KafkaSourceRun implements PullingSource {
       }
     };
     try {
-      await Promise.all(Array.from({ length: Math.min(width, messages.length) }, worker));
+      if (this.spec.ordering !== 'unordered' && this.brokerSink) await deliverInRuns();
+      else {
+        const width = this.spec.ordering === 'unordered' ? UNORDERED_IN_FLIGHT : 1;
+        await Promise.all(Array.from({ length: Math.min(width, messages.length) }, worker));
+      }
     } catch {
       // stopped or rebalanced: what was delivered is committed below, the rest comes again
     } finally {
