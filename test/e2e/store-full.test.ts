@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { useServer } from '../support/e2e.js';
+import { Gate } from '../support/receiver.js';
 import { binaryEvent } from '../support/server-process.js';
 
 describe('a full store', () => {
@@ -12,6 +13,13 @@ describe('a full store', () => {
 
   it('answers 503 with Retry-After, not 202, and loses none of the accepted events', async () => {
     const receiver = await fx.subscribe('default', 'full');
+    // Held until readiness is checked: an acknowledged delivery is a write that succeeds (it frees
+    // space), which makes the store healthy again before the check could see it failing.
+    const held = new Gate();
+    receiver.responder = async () => {
+      await held.opened;
+      return { status: 200 };
+    };
     const accepted: string[] = [];
     let refused: Response | undefined;
     for (let i = 0; i < 1000 && refused === undefined; i++) {
@@ -31,6 +39,7 @@ describe('a full store', () => {
     expect(((await refused!.json()) as { code: string }).code).toBe('BACKEND_UNAVAILABLE');
     expect(accepted.length).toBeGreaterThan(10);
     expect((await fetch(`${fx.url}/readyz`)).status).toBe(503);
+    held.open();
 
     const received = (await receiver.waitFor(accepted.length)).map((r) =>
       String(r.headers['ce-id']),
