@@ -136,6 +136,10 @@ interface SourceState {
 
 const keyString = (namespace: string, name: string): string => `${namespace}/${name}`;
 
+/** The source's signal, ended early too by a delivery's own signal when it has one. */
+const combined = (source: AbortSignal, own: AbortSignal | undefined): AbortSignal =>
+  own === undefined ? source : AbortSignal.any([source, own]);
+
 function newCounters(): SourceCounters {
   return {
     received: 0,
@@ -304,18 +308,23 @@ export class SourceRuntime {
         if (live()) state.upstream = { connected: true };
       },
       upstreamError: (reason, message) => this.noteUpstream(state, signal, reason, message),
-      deliver: (event, options) =>
-        this.deliverPulled(
-          state,
-          [event],
-          options?.signal === undefined ? signal : AbortSignal.any([signal, options.signal]),
-        ),
+      deliver: (event, options) => {
+        const both = combined(signal, options?.signal);
+        return this.deliverPulled(state, 1, () => this.forward(state, event, both), both);
+      },
       deliverAll: async (events, options) => {
-        const both =
-          options?.signal === undefined ? signal : AbortSignal.any([signal, options.signal]);
+        const both = combined(signal, options?.signal);
+        const sink = state.sink;
         // A broker takes them in one write, in order; a service gets them one after the other.
-        if ('broker' in state.sink) await this.deliverPulled(state, events, both);
-        else for (const event of events) await this.deliverPulled(state, [event], both);
+        if ('broker' in sink) {
+          const { namespace, name } = sink.broker;
+          const write = () => this.options.writer.write(namespace, name, events);
+          if (events.length > 0) await this.deliverPulled(state, events.length, write, both);
+        } else {
+          for (const event of events) {
+            await this.deliverPulled(state, 1, () => this.forward(state, event, both), both);
+          }
+        }
       },
     };
   }
@@ -337,24 +346,23 @@ export class SourceRuntime {
     }
   }
 
-  /** Takes a pulled event to the sink, pausing and trying again while the sink refuses. */
+  /**
+   * Takes `count` pulled events to the sink with `send`, pausing and trying again while the sink
+   * refuses; resolves once it accepted them, rejects only when `signal` aborts.
+   */
   private async deliverPulled(
     state: SourceState,
-    events: readonly CloudEvent[],
+    count: number,
+    send: () => Promise<unknown>,
     signal: AbortSignal,
   ): Promise<void> {
-    if (events.length === 0) return;
     const maxMs = this.options.maxSinkBackoffMs ?? DEFAULT_MAX_SINK_BACKOFF_MS;
     for (let attempt = 1; ; attempt++) {
       signal.throwIfAborted();
       try {
-        if (events.length === 1) await this.forward(state, events[0]!, signal);
-        else if ('broker' in state.sink) {
-          const { namespace, name } = state.sink.broker;
-          await this.options.writer.write(namespace, name, events);
-        } else throw new Error('several events at once go to a broker only');
+        await send();
         if (!signal.aborted) {
-          state.counters.forwarded += events.length;
+          state.counters.forwarded += count;
           state.sinkRefusal = undefined;
         }
         return;

@@ -16,7 +16,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, type Consumer, type EachBatchPayload } from 'kafkajs';
-import { errorChain } from '../../backends/kafka/errors.js';
+import { errorChain, isUnknownTopic } from '../../backends/kafka/errors.js';
 import { kafkaClientConfig, type SaslMechanism } from '../../backends/kafka/index.js';
 import { backoffDelayMs } from '../../core/backoff.js';
 import { KAFKA_KEY_TYPE_LABEL } from '../../core/resources/validate.js';
@@ -76,13 +76,7 @@ export function describeKafkaError(error: unknown): { reason: string; message: s
     reason = 'AuthenticationFailed';
   } else if (has((e) => typeof e.type === 'string' && e.type.endsWith('_AUTHORIZATION_FAILED'))) {
     reason = 'NotAuthorized';
-  } else if (
-    has(
-      (e) =>
-        e.type === 'UNKNOWN_TOPIC_OR_PARTITION' ||
-        /does not host this topic-partition/i.test(e.message ?? ''),
-    )
-  ) {
+  } else if (isUnknownTopic(error)) {
     reason = 'TopicNotFound';
   } else if (
     has((e) =>
