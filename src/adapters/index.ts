@@ -3,6 +3,8 @@ import type { PullingAdapter, WebhookAdapter } from '../sources/contracts.js';
 import { githubAdapter } from './github/index.js';
 import { gitlabAdapter } from './gitlab/index.js';
 import { kafkaSourceAdapter } from './kafka/index.js';
+import { apiServerSourceAdapter } from './kubernetes/index.js';
+import { mnsSourceAdapter } from './mns/index.js';
 import { rocketmqSourceAdapter } from './rocketmq/index.js';
 
 export const WEBHOOK_ADAPTERS: readonly WebhookAdapter[] = [githubAdapter, gitlabAdapter];
@@ -10,4 +12,6 @@ export const WEBHOOK_ADAPTERS: readonly WebhookAdapter[] = [githubAdapter, gitla
 export const PULLING_ADAPTERS: readonly PullingAdapter[] = [
   kafkaSourceAdapter,
   rocketmqSourceAdapter,
+  mnsSourceAdapter,
+  apiServerSourceAdapter,
 ];

@@ -5,7 +5,7 @@
  *
  * Webhook adapters (GitHub, GitLab) are pushed to: the runtime hands each HTTP delivery to the
  * adapter's handler and answers the sender with what came of it. Pulling adapters (Kafka,
- * RocketMQ; MNS and the Kubernetes API later) consume from their upstream themselves and hand each
+ * RocketMQ, MNS, the Kubernetes API) consume from their upstream themselves and hand each
  * message to `PullContext.deliver`, acknowledging it upstream only once that resolved.
  */
 import type { CloudEvent } from '../core/event.js';
@@ -77,6 +77,13 @@ export interface PullContext {
     events: readonly CloudEvent[],
     options?: { readonly signal?: AbortSignal },
   ): Promise<void>;
+  /**
+   * Takes one event to the source's dead-letter sink (`spec.delivery.deadLetterSink`) instead of
+   * its sink, marked as Knative marks dead letters (`knativeerrordest` = the sink); used for a
+   * message the upstream handed out too often (MNS's `maxDequeueCount`). Resolves and retries as
+   * `deliver` does; rejects at once when the source has no dead-letter sink.
+   */
+  deadLetter(event: CloudEvent, options?: { readonly signal?: AbortSignal }): Promise<void>;
   /** Counts messages taken from upstream. */
   received(count: number): void;
   /** The upstream answers (a consumer joined its group, a receive succeeded). */

@@ -22,7 +22,7 @@ import type { DeliveryLedger, StoredResource } from '../backends/contracts.js';
 import { deliverDirect } from '../broker/attempts.js';
 import type { BrokerWriter } from '../broker/broker-writer.js';
 import { backoffDelayMs } from '../core/backoff.js';
-import { resolveDelivery, type ResolvedDelivery } from '../core/delivery.js';
+import { deadLetterEvent, resolveDelivery, type ResolvedDelivery } from '../core/delivery.js';
 import type { CloudEvent } from '../core/event.js';
 import { isTributaryError, TributaryError } from '../core/errors.js';
 import { canonicalJson } from '../core/resources/lifecycle.js';
@@ -312,6 +312,24 @@ export class SourceRuntime {
         const both = combined(signal, options?.signal);
         return this.deliverPulled(state, 1, () => this.forward(state, event, both), both);
       },
+      deadLetter: (event, options) => {
+        const uri = state.delivery.deadLetterSinkUri;
+        if (uri === undefined) {
+          return Promise.reject(
+            new TributaryError('SINK_FAILED', `source ${source} has no dead-letter sink`),
+          );
+        }
+        const both = combined(signal, options?.signal);
+        const dead = deadLetterEvent(event, { destination: this.sinkUrl(state) });
+        // The dead-letter sink alone, with the source's retries: nowhere further to go.
+        const delivery = { ...state.delivery, deadLetterSinkUri: undefined };
+        return this.deliverPulled(
+          state,
+          1,
+          () => this.post(state, new URL(uri), dead, delivery, both),
+          both,
+        );
+      },
       deliverAll: async (events, options) => {
         const both = combined(signal, options?.signal);
         const sink = state.sink;
@@ -508,7 +526,18 @@ export class SourceRuntime {
       await this.options.writer.write(namespace, name, [event]);
       return { status: 202, message: 'stored' };
     }
-    const outcome = await deliverDirect(state.sink.uri, event, state.delivery, {
+    return this.post(state, state.sink.uri, event, state.delivery, signal);
+  }
+
+  /** Delivers `event` to a service under `delivery`; throws SINK_FAILED when nobody took it. */
+  private async post(
+    state: SourceState,
+    url: URL,
+    event: CloudEvent,
+    delivery: ResolvedDelivery,
+    signal: AbortSignal,
+  ): Promise<WebhookAnswer> {
+    const outcome = await deliverDirect(url, event, delivery, {
       maxResponseBytes: this.options.maxResponseBytes,
       headers: { 'kn-namespace': state.stored.key.namespace },
       signal,
@@ -522,6 +551,12 @@ export class SourceRuntime {
     return outcome.delivered === 'sink'
       ? { status: outcome.status, message: 'delivered' }
       : { status: 202, message: 'the service failed; delivered to the dead-letter sink' };
+  }
+
+  /** Where the source's events go, as a dead letter names it: the service, or the broker's path. */
+  private sinkUrl(state: SourceState): string {
+    const sink = state.sink;
+    return 'broker' in sink ? `/${sink.broker.namespace}/${sink.broker.name}` : sink.uri.href;
   }
 
   private noteError(counters: SourceCounters, message: string): void {

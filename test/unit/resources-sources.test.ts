@@ -307,38 +307,6 @@ describe('validateSource: GitLabSource', () => {
   });
 });
 
-describe('validateSource: kinds without an adapter', () => {
-  it('an ApiServerSource gets only the generic checks: unknown spec fields and any ceOverrides pass', () => {
-    expect(
-      validateSource({
-        apiVersion: 'sources.knative.dev/v1',
-        kind: 'ApiServerSource',
-        metadata: { name: 'k8s', namespace: 'default' },
-        spec: {
-          resources: [{ apiVersion: 'v1', kind: 'Event' }],
-          foo: 'bar',
-          secretToken: {},
-          ceOverrides: { extensions: { id: 'x' } },
-          sink: { ref: { kind: 'Broker', name: 'default' } },
-        },
-      }),
-    ).toEqual([]);
-  });
-
-  it('an MnsSource still needs a sink', () => {
-    expect(
-      fields(
-        validateSource({
-          apiVersion: 'sources.tributary.dev/v1alpha1',
-          kind: 'MnsSource',
-          metadata: { name: 'mns', namespace: 'default' },
-          spec: { queue: 'q' },
-        }),
-      ),
-    ).toEqual(['spec.sink']);
-  });
-});
-
 function resource(spec: Record<string, unknown>): Resource {
   return {
     apiVersion: 'sources.knative.dev/v1alpha1',

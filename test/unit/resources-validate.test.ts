@@ -418,6 +418,14 @@ describe('validateBroker', () => {
   });
 });
 
+/** What an MnsSource needs besides its sink. */
+const MNS = {
+  accountId: '1234567890',
+  region: 'cn-hangzhou',
+  queue: 'orders',
+  credentials: { accessKey: { value: 'id' }, secretKey: { env: 'MNS_SECRET' } },
+};
+
 function source(kind: string, spec: unknown): Record<string, unknown> {
   return {
     apiVersion: 'sources.knative.dev/v1alpha1',
@@ -428,25 +436,11 @@ function source(kind: string, spec: unknown): Record<string, unknown> {
 }
 
 describe('validateSource', () => {
-  // Kinds without an adapter yet: only the common fields are checked.
-  it.each(['ApiServerSource', 'MnsSource'])(
-    'accepts a %s with a broker sink and kind-specific fields',
-    (kind) => {
-      expect(
-        validateSource(
-          source(kind, {
-            sink: { ref: { kind: 'Broker', name: 'default' } },
-            anything: { goes: true },
-          }),
-        ),
-      ).toEqual([]);
-    },
-  );
-
   it('accepts a direct uri sink with a delivery spec', () => {
     expect(
       validateSource(
         source('MnsSource', {
+          ...MNS,
           sink: { uri: 'http://svc.example/' },
           delivery: { retry: 3, backoffPolicy: 'linear', backoffDelay: 'PT1S' },
         }),
@@ -459,10 +453,10 @@ describe('validateSource', () => {
     ['no kind', source(undefined as unknown as string, { sink: { uri: 'http://x/' } }), ['kind']],
     ['no spec', source('GitHubSource', undefined), ['spec']],
     ['spec not an object', source('GitHubSource', []), ['spec']],
-    ['no sink', source('MnsSource', {}), ['spec.sink']],
+    ['no sink', source('MnsSource', MNS), ['spec.sink']],
     [
       'sink to a Service',
-      source('MnsSource', { sink: { ref: { kind: 'Service', name: 's' } } }),
+      source('MnsSource', { ...MNS, sink: { ref: { kind: 'Service', name: 's' } } }),
       ['spec.sink.ref.kind'],
     ],
     [
@@ -472,7 +466,7 @@ describe('validateSource', () => {
     ],
     [
       'bad delivery',
-      source('MnsSource', { sink: { uri: 'http://x/' }, delivery: { timeout: 'PT0S' } }),
+      source('MnsSource', { ...MNS, sink: { uri: 'http://x/' }, delivery: { timeout: 'PT0S' } }),
       ['spec.delivery.timeout'],
     ],
   ])('refuses %s', (_name, resource, expected) => {

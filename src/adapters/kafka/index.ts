@@ -14,11 +14,9 @@
  * Upstream problems (unreachable brokers, failed authentication, a missing topic) show in the
  * source's `Connected` condition; the consumer is rebuilt with a growing pause until they pass.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, type Consumer, type EachBatchPayload } from 'kafkajs';
 import { errorChain, isUnknownTopic } from '../../backends/kafka/errors.js';
 import { kafkaClientConfig, type SaslMechanism } from '../../backends/kafka/index.js';
-import { backoffDelayMs } from '../../core/backoff.js';
 import { KAFKA_KEY_TYPE_LABEL } from '../../core/resources/validate.js';
 import type { Resource } from '../../core/resources/types.js';
 import type {
@@ -29,6 +27,7 @@ import type {
 } from '../../sources/contracts.js';
 import { overridesOf } from '../webhook-event.js';
 import { recordToEvent, type KeyType, type RecordOrigin } from './records.js';
+import { pauseAfterFailure } from '../pulling.js';
 
 /** Records of one partition delivered at once under `ordering: unordered`. */
 export const UNORDERED_IN_FLIGHT = 64;
@@ -37,8 +36,6 @@ export const ORDERED_RUN = 100;
 /** Partitions a replica works on at once (each one's batch is in memory). */
 export const PARTITIONS_AT_ONCE = 16;
 /** The first pause before the consumer is rebuilt after an upstream failure; it doubles to 30 s. */
-const RESTART_BASE_MS = 500;
-const RESTART_MAX_MS = 30_000;
 
 interface KafkaSourceSpec {
   readonly bootstrapServers: readonly string[];
@@ -250,13 +247,7 @@ class KafkaSourceRun implements PullingSource {
       failures++;
       const { reason, message } = describeKafkaError(failure);
       this.context.upstreamError(reason, `Kafka: ${message}`);
-      try {
-        await sleep(backoffDelayMs('exponential', RESTART_BASE_MS, failures, RESTART_MAX_MS), 0, {
-          signal: this.signal,
-        });
-      } catch {
-        return;
-      }
+      if (!(await pauseAfterFailure(this.signal, failures))) return;
     }
   }
 

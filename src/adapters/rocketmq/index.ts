@@ -10,10 +10,8 @@
  * visible again after its invisible duration and is delivered again (at least once). A batch is received
  * only when the previous one is done: while the sink refuses, consumption pauses.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { format } from 'node:util';
 import { SimpleConsumer, type MessageView } from 'rocketmq-client-nodejs';
-import { backoffDelayMs } from '../../core/backoff.js';
 import { parseDuration } from '../../core/duration.js';
 import type { Resource } from '../../core/resources/types.js';
 import type {
@@ -24,6 +22,7 @@ import type {
 } from '../../sources/contracts.js';
 import { overridesOf } from '../webhook-event.js';
 import { messageToEvent, type MessageOrigin } from './messages.js';
+import { pauseAfterFailure, untilStopped } from '../pulling.js';
 
 /** Messages asked for at once (the proxy's limit is 32). */
 export const RECEIVE_BATCH = 16;
@@ -34,8 +33,6 @@ export const RECEIVE_BATCH = 16;
 export const DEFAULT_INVISIBLE_MS = 30_000;
 /** How long one receive waits for messages (long polling). */
 const AWAIT_DURATION_MS = 5_000;
-const RESTART_BASE_MS = 500;
-const RESTART_MAX_MS = 30_000;
 
 interface RocketMQSourceSpec {
   readonly endpoints: string | readonly string[];
@@ -211,7 +208,7 @@ class RocketMQSourceRun implements PullingSource {
       }, STARTUP_TIMEOUT_MS);
     });
     try {
-      await this.untilStopped(Promise.race([consumer.startup(), timeout]));
+      await untilStopped(this.signal, Promise.race([consumer.startup(), timeout]));
     } catch (error) {
       // The SDK's startup error hides its cause; what it logged just before says it.
       const message = (error as Error).message;
@@ -224,16 +221,6 @@ class RocketMQSourceRun implements PullingSource {
     }
   }
 
-  /** Resolves with `work`'s value, or undefined as soon as the source stops. */
-  private untilStopped<T>(work: Promise<T>): Promise<T | undefined> {
-    if (this.signal.aborted) return Promise.resolve(undefined);
-    return new Promise<T | undefined>((resolve, reject) => {
-      const onAbort = (): void => resolve(undefined);
-      this.signal.addEventListener('abort', onAbort, { once: true });
-      work.then(resolve, reject).finally(() => this.signal.removeEventListener('abort', onAbort));
-    });
-  }
-
   private async run(): Promise<void> {
     for (let failures = 0; !this.signal.aborted;) {
       const consumer = this.consumer();
@@ -244,7 +231,8 @@ class RocketMQSourceRun implements PullingSource {
         // Started: the proxy knows the topic and the group and sent the client its settings.
         if (!this.signal.aborted) this.context.connected();
         while (!this.signal.aborted) {
-          const messages = await this.untilStopped(
+          const messages = await untilStopped(
+            this.signal,
             consumer.receive(RECEIVE_BATCH, this.invisibleMs),
           );
           if (messages === undefined) break;
@@ -264,15 +252,7 @@ class RocketMQSourceRun implements PullingSource {
       }
       await consumer.shutdown().catch(() => {});
       if (this.signal.aborted) return;
-      try {
-        await sleep(
-          backoffDelayMs('exponential', RESTART_BASE_MS, Math.max(1, failures), RESTART_MAX_MS),
-          0,
-          { signal: this.signal },
-        );
-      } catch {
-        return;
-      }
+      if (!(await pauseAfterFailure(this.signal, failures))) return;
     }
   }
 

@@ -7,7 +7,8 @@ import type { Resource } from './types.js';
 
 /**
  * Where secrets sit in a source spec, as dotted paths under `spec`: the webhook sources' tokens,
- * the KafkaSource's SASL and TLS material (Knative's `net`), the RocketMQSource's credentials.
+ * the KafkaSource's SASL and TLS material (Knative's `net`), the RocketMQSource's and MnsSource's
+ * credentials, the ApiServerSource's cluster token and CA certificate.
  */
 export const SECRET_SPEC_FIELDS = [
   'secretToken',
@@ -22,6 +23,8 @@ export const SECRET_SPEC_FIELDS = [
   'credentials.accessKey',
   'credentials.secretKey',
   'credentials.securityToken',
+  'cluster.token',
+  'cluster.caCert',
 ] as const;
 
 export type SecretField = (typeof SECRET_SPEC_FIELDS)[number];

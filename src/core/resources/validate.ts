@@ -789,10 +789,11 @@ function validateSecretGroup(
   field: string,
   secrets: readonly string[],
   booleans: readonly string[] = [],
+  others: readonly string[] = [],
 ): FieldProblem[] {
   if (value === undefined) return [];
   if (!isObject(value)) return [mustBeObject(field, value)];
-  const problems = unknownFields(value, new Set([...secrets, ...booleans]), field);
+  const problems = unknownFields(value, new Set([...secrets, ...booleans, ...others]), field);
   for (const name of secrets) problems.push(...validateSecretRef(value[name], `${field}.${name}`));
   for (const name of booleans) problems.push(...validateBoolean(value[name], `${field}.${name}`));
   return problems;
@@ -823,17 +824,7 @@ function validateKafkaSpec(spec: JsonObject, resource: JsonObject): FieldProblem
   }
   problems.push(...validateEnum(spec.initialOffset, 'spec.initialOffset', ['earliest', 'latest']));
   problems.push(...validateEnum(spec.ordering, 'spec.ordering', ['ordered', 'unordered']));
-  if (
-    spec.consumers !== undefined &&
-    !(Number.isInteger(spec.consumers) && (spec.consumers as number) >= 1)
-  ) {
-    problems.push(
-      problem(
-        'spec.consumers',
-        `must be an integer of at least 1, got ${describe(spec.consumers)}`,
-      ),
-    );
-  }
+  problems.push(...validateInteger(spec.consumers, 'spec.consumers', 1));
   const net = spec.net;
   if (net !== undefined) {
     if (!isObject(net)) problems.push(mustBeObject('spec.net', net));
@@ -875,6 +866,9 @@ function validateKafkaSpec(spec: JsonObject, resource: JsonObject): FieldProblem
   return problems;
 }
 
+/** The credentials of Alibaba Cloud's services (RocketMQ, MNS): an AccessKey pair and STS token. */
+const ACCESS_KEYS = ['accessKey', 'secretKey', 'securityToken'];
+
 /** The RocketMQSource spec (DESIGN.md section 2): the RocketMQ 5 proxy's gRPC endpoints. */
 function validateRocketMQSpec(spec: JsonObject): FieldProblem[] {
   const problems = validateHostPorts(
@@ -904,13 +898,7 @@ function validateRocketMQSpec(spec: JsonObject): FieldProblem[] {
   if (spec.namespace !== undefined && typeof spec.namespace !== 'string') {
     problems.push(problem('spec.namespace', `must be a string, got ${describe(spec.namespace)}`));
   }
-  problems.push(
-    ...validateSecretGroup(spec.credentials, 'spec.credentials', [
-      'accessKey',
-      'secretKey',
-      'securityToken',
-    ]),
-  );
+  problems.push(...validateSecretGroup(spec.credentials, 'spec.credentials', ACCESS_KEYS));
   const credentials = isObject(spec.credentials) ? spec.credentials : undefined;
   if (
     credentials !== undefined &&
@@ -933,6 +921,228 @@ function validateRocketMQSpec(spec: JsonObject): FieldProblem[] {
         "must be between 10 seconds and 12 hours (the proxy's limits)",
       ),
     );
+  }
+  return problems;
+}
+
+/** An optional integer of at least `min` (and at most `max`). */
+function validateInteger(
+  value: unknown,
+  field: string,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): FieldProblem[] {
+  if (value === undefined) return [];
+  if (Number.isInteger(value) && (value as number) >= min && (value as number) <= max) return [];
+  const range = max === Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max}`;
+  return [problem(field, `must be an integer ${range}, got ${describe(value)}`)];
+}
+
+/** MNS's queue names, and what one receive may ask for and wait (reference/sources.md 3.1). */
+const MNS_QUEUE = /^[a-zA-Z][a-zA-Z0-9-]{0,255}$/;
+export const MNS_MAX_WAIT_SECONDS = 30;
+export const MNS_MAX_BATCH = 16;
+const MNS_MAX_VISIBILITY_MS = 43_200_000;
+
+/** The MnsSource spec (DESIGN.md section 2, docs/sources.md). */
+function validateMnsSpec(spec: JsonObject): FieldProblem[] {
+  const problems = nonEmptyString(spec.accountId, 'spec.accountId');
+  if (spec.endpoint !== undefined) {
+    const endpoint = validateHttpUrl(spec.endpoint, 'spec.endpoint');
+    if (endpoint.length === 0) {
+      const url = new URL(spec.endpoint as string);
+      if (url.pathname !== '/' || url.search !== '' || (spec.endpoint as string).endsWith('/')) {
+        endpoint.push(
+          problem('spec.endpoint', 'must be scheme://host[:port], without a path or a slash'),
+        );
+      }
+    }
+    problems.push(...endpoint);
+  }
+  if (spec.region === undefined) {
+    if (spec.endpoint === undefined) {
+      problems.push(problem('spec.region', 'required when spec.endpoint is not given'));
+    }
+  } else {
+    problems.push(...nonEmptyString(spec.region, 'spec.region'));
+    if (typeof spec.region === 'string' && !/^[a-z0-9-]*$/.test(spec.region)) {
+      problems.push(problem('spec.region', `"${spec.region}" is not a region id (cn-hangzhou)`));
+    }
+  }
+  problems.push(...nonEmptyString(spec.queue, 'spec.queue'));
+  if (typeof spec.queue === 'string' && spec.queue !== '' && !MNS_QUEUE.test(spec.queue)) {
+    problems.push(
+      problem('spec.queue', `"${spec.queue}" is not an MNS queue name (letters, digits and -)`),
+    );
+  }
+  problems.push(...validateSecretGroup(spec.credentials, 'spec.credentials', ACCESS_KEYS));
+  const credentials = isObject(spec.credentials) ? spec.credentials : undefined;
+  if (credentials === undefined || credentials.accessKey === undefined) {
+    problems.push(problem('spec.credentials.accessKey', REQUIRED));
+  }
+  if (credentials === undefined || credentials.secretKey === undefined) {
+    problems.push(problem('spec.credentials.secretKey', REQUIRED));
+  }
+  problems.push(
+    ...validateInteger(spec.waitSeconds, 'spec.waitSeconds', 0, MNS_MAX_WAIT_SECONDS),
+    ...validateInteger(spec.batchSize, 'spec.batchSize', 1, MNS_MAX_BATCH),
+    ...validateInteger(spec.concurrency, 'spec.concurrency', 1, 1_000),
+    ...validateInteger(spec.maxDequeueCount, 'spec.maxDequeueCount', 1),
+    ...validateBoolean(spec.base64Decode, 'spec.base64Decode'),
+    ...validateDurationField(spec.visibilityTimeout, 'spec.visibilityTimeout', true),
+  );
+  const visibility =
+    typeof spec.visibilityTimeout === 'string' ? parseDuration(spec.visibilityTimeout) : undefined;
+  if (visibility !== undefined && (visibility < 1_000 || visibility > MNS_MAX_VISIBILITY_MS)) {
+    problems.push(
+      problem('spec.visibilityTimeout', "must be between 1 second and 12 hours (MNS's limits)"),
+    );
+  }
+  const delivery = isObject(spec.delivery) ? spec.delivery : undefined;
+  if (spec.maxDequeueCount !== undefined && delivery?.deadLetterSink === undefined) {
+    problems.push(
+      problem(
+        'spec.maxDequeueCount',
+        'needs spec.delivery.deadLetterSink, where messages handed out more often go',
+      ),
+    );
+  }
+  return problems;
+}
+
+const LABEL_OPERATORS = ['In', 'NotIn', 'Exists', 'DoesNotExist'] as const;
+const KUBE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/;
+
+/** A Kubernetes LabelSelector: `matchLabels` and `matchExpressions`. */
+function validateLabelSelector(value: unknown, field: string): FieldProblem[] {
+  if (value === undefined) return [];
+  if (!isObject(value)) return [mustBeObject(field, value)];
+  const problems = unknownFields(value, new Set(['matchLabels', 'matchExpressions']), field);
+  const labels = value.matchLabels;
+  if (labels !== undefined) {
+    if (!isObject(labels)) problems.push(mustBeObject(`${field}.matchLabels`, labels));
+    else {
+      for (const [key, v] of Object.entries(labels)) {
+        const at = fieldPath(`${field}.matchLabels`, key);
+        if (!LABEL_KEY.test(key)) problems.push(problem(at, `"${key}" is not a label key`));
+        if (typeof v !== 'string' || !LABEL_VALUE.test(v) || v.length > 63) {
+          problems.push(problem(at, `must be a label value, got ${describe(v)}`));
+        }
+      }
+    }
+  }
+  const expressions = value.matchExpressions;
+  if (expressions !== undefined) {
+    if (!Array.isArray(expressions)) {
+      problems.push(problem(`${field}.matchExpressions`, 'must be an array'));
+    } else {
+      expressions.forEach((expression: unknown, i) => {
+        const at = `${field}.matchExpressions[${i}]`;
+        if (!isObject(expression)) return problems.push(mustBeObject(at, expression));
+        problems.push(...unknownFields(expression, new Set(['key', 'operator', 'values']), at));
+        if (typeof expression.key !== 'string' || !LABEL_KEY.test(expression.key)) {
+          problems.push(
+            problem(`${at}.key`, `must be a label key, got ${describe(expression.key)}`),
+          );
+        }
+        problems.push(...validateEnum(expression.operator, `${at}.operator`, LABEL_OPERATORS));
+        if (expression.operator === undefined) problems.push(problem(`${at}.operator`, REQUIRED));
+        const withValues = expression.operator === 'In' || expression.operator === 'NotIn';
+        if (expression.values !== undefined || withValues) {
+          const values = validateStringList(expression.values, `${at}.values`, (item, f) =>
+            LABEL_VALUE.test(item) ? [] : [problem(f, `"${item}" is not a label value`)],
+          );
+          if (withValues && values.length === 0 && !(expression.values as unknown[]).length) {
+            values.push(problem(`${at}.values`, `${String(expression.operator)} needs values`));
+          }
+          if (!withValues && (expression.values as unknown[] | undefined)?.length) {
+            values.push(problem(`${at}.values`, `${String(expression.operator)} takes no values`));
+          }
+          problems.push(...values);
+        }
+        return undefined;
+      });
+    }
+  }
+  return problems;
+}
+
+/** Knative's ApiServerSource spec (reference/knative.md 4.1) and how to reach the cluster. */
+function validateApiServerSpec(spec: JsonObject): FieldProblem[] {
+  const problems: FieldProblem[] = [];
+  const resources = spec.resources;
+  if (resources === undefined) problems.push(problem('spec.resources', REQUIRED));
+  else if (!Array.isArray(resources)) problems.push(problem('spec.resources', 'must be an array'));
+  else if (resources.length === 0) {
+    problems.push(problem('spec.resources', 'must name at least one resource'));
+  } else {
+    resources.forEach((resource: unknown, i) => {
+      const at = `spec.resources[${i}]`;
+      if (!isObject(resource)) return problems.push(mustBeObject(at, resource));
+      problems.push(
+        ...unknownFields(resource, new Set(['apiVersion', 'kind', 'selector']), at),
+        ...nonEmptyString(resource.apiVersion, `${at}.apiVersion`),
+        ...nonEmptyString(resource.kind, `${at}.kind`),
+        ...validateLabelSelector(resource.selector, `${at}.selector`),
+      );
+      return undefined;
+    });
+  }
+  problems.push(...validateEnum(spec.mode, 'spec.mode', ['Reference', 'Resource']));
+  if (spec.owner !== undefined) {
+    if (!isObject(spec.owner)) problems.push(mustBeObject('spec.owner', spec.owner));
+    else {
+      problems.push(
+        ...unknownFields(spec.owner, new Set(['apiVersion', 'kind']), 'spec.owner'),
+        ...optionalString(spec.owner.apiVersion, 'spec.owner.apiVersion'),
+        ...optionalString(spec.owner.kind, 'spec.owner.kind'),
+      );
+    }
+  }
+  if (spec.namespaces !== undefined) {
+    problems.push(
+      ...validateStringList(spec.namespaces, 'spec.namespaces', (item, f) =>
+        KUBE_NAME.test(item) && item.length <= 63
+          ? []
+          : [problem(f, `"${item}" is not a Kubernetes namespace name`)],
+      ),
+    );
+    if (spec.namespaceSelector !== undefined) {
+      problems.push(problem('spec.namespaces', 'give namespaces or namespaceSelector, not both'));
+    }
+  }
+  problems.push(...validateLabelSelector(spec.namespaceSelector, 'spec.namespaceSelector'));
+  const cluster = spec.cluster;
+  if (cluster !== undefined) {
+    if (!isObject(cluster)) problems.push(mustBeObject('spec.cluster', cluster));
+    else {
+      problems.push(
+        ...validateSecretGroup(
+          cluster,
+          'spec.cluster',
+          ['token', 'caCert'],
+          ['inCluster', 'insecureSkipTLSVerify'],
+          ['kubeconfig', 'context', 'server'],
+        ),
+        ...optionalString(cluster.kubeconfig, 'spec.cluster.kubeconfig'),
+        ...optionalString(cluster.context, 'spec.cluster.context'),
+      );
+      if (cluster.server !== undefined) {
+        problems.push(...validateHttpUrl(cluster.server, 'spec.cluster.server'));
+        if (cluster.kubeconfig !== undefined || cluster.inCluster === true) {
+          problems.push(
+            problem('spec.cluster', 'give one of server, kubeconfig and inCluster, not several'),
+          );
+        }
+      } else if (cluster.token !== undefined || cluster.caCert !== undefined) {
+        problems.push(problem('spec.cluster.server', 'required with a token or a caCert'));
+      }
+      if (cluster.kubeconfig !== undefined && cluster.inCluster === true) {
+        problems.push(problem('spec.cluster', 'give kubeconfig or inCluster, not both'));
+      }
+    }
   }
   return problems;
 }
@@ -987,5 +1197,25 @@ const SOURCE_SPECS: Record<
       'invisibleDuration',
     ],
     validate: validateRocketMQSpec,
+  },
+  ApiServerSource: {
+    fields: ['resources', 'owner', 'mode', 'namespaces', 'namespaceSelector', 'cluster'],
+    validate: validateApiServerSpec,
+  },
+  MnsSource: {
+    fields: [
+      'endpoint',
+      'accountId',
+      'region',
+      'queue',
+      'credentials',
+      'waitSeconds',
+      'batchSize',
+      'concurrency',
+      'visibilityTimeout',
+      'maxDequeueCount',
+      'base64Decode',
+    ],
+    validate: validateMnsSpec,
   },
 };
