@@ -40,6 +40,8 @@ export interface Config {
   readonly webhookMaxBody: number;
   /** How long a webhook delivery id is remembered so that a redelivery is not stored twice, in ms. */
   readonly webhookDedupWindow: number;
+  /** How long an exclusive source's lease lasts without a renewal (failover time), in ms. */
+  readonly sourceLeaseTtl: number;
   /** Directory of the files `secretKeyRef: {name, key}` names (`<dir>/<name>/<key>`). */
   readonly secretsDir: string;
   readonly logLevel: LogLevel;
@@ -207,6 +209,13 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: 'duration',
     default: '24h',
     help: 'How long a webhook delivery id is remembered, so that a redelivery is not forwarded twice.',
+  },
+  {
+    key: 'sourceLeaseTtl',
+    flag: 'source-lease-ttl',
+    kind: 'duration',
+    default: '15s',
+    help: 'How long a replica holds an ApiServerSource without renewing its lease; another takes over after that.',
   },
   {
     key: 'secretsDir',

@@ -2,6 +2,7 @@
  * The composition root: the only place that picks implementations. It opens the backend, starts
  * the control plane, mounts the HTTP surface, and shuts all of it down in order.
  */
+import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
 import type { Backend } from './backends/contracts.js';
 import { createEmbeddedBackend } from './backends/embedded/index.js';
@@ -14,6 +15,7 @@ import { ingressPlugin } from './api/ingress.js';
 import { managementPlugin } from './api/management.js';
 import { webhooksPlugin } from './api/webhooks.js';
 import { PULLING_ADAPTERS, WEBHOOK_ADAPTERS } from './adapters/index.js';
+import { thisProcess } from './sources/lease.js';
 import { SourceRuntime } from './sources/runtime.js';
 import { installProblemHandlers } from './api/problem.js';
 import { redactUrls, type Config } from './config.js';
@@ -168,6 +170,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
     ledger: backend.ledger,
     onLedgerError: (error) => log.warn({ err: error }, 'the delivery ledger failed'),
     brokerReady: (namespace, name) => controlPlane.readyBroker(namespace, name) !== undefined,
+    leases: {
+      store: backend.resources,
+      holder: thisProcess(randomUUID()),
+      ttlMs: config.sourceLeaseTtl,
+    },
   });
   controlPlane.attachSources(sources);
 

@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { parseAllDocuments } from 'yaml';
 import { assertNoProblems, TributaryError } from '../core/errors.js';
-import { COLLECTIONS, type Collection, type ResourceKey } from '../core/resources/types.js';
+import { COLLECTIONS, type ApiCollection, type ResourceKey } from '../core/resources/types.js';
 import type { ControlPlane } from '../broker/control-plane.js';
 import type { ResourceService } from '../broker/resource-service.js';
 import type { EventLog, StoredResource } from '../backends/contracts.js';
@@ -42,7 +42,7 @@ function parseYamlBody(text: string): YamlDocuments {
   );
 }
 
-function isCollection(value: string): value is Collection {
+function isCollection(value: string): value is ApiCollection {
   return (COLLECTIONS as readonly string[]).includes(value);
 }
 
@@ -100,7 +100,7 @@ export function managementPlugin(options: ManagementOptions): FastifyPluginAsync
       namespace: string;
       collection: string;
       name: string;
-    }): ResourceKey => {
+    }): ResourceKey & { readonly collection: ApiCollection } => {
       if (!isCollection(params.collection)) {
         throw new TributaryError(
           'NOT_FOUND',

@@ -15,7 +15,7 @@ import {
   SECRET_SPEC_FIELDS,
 } from '../core/resources/secrets.js';
 import { validateBroker, validateSource, validateTrigger } from '../core/resources/validate.js';
-import type { Collection, Resource, ResourceKey } from '../core/resources/types.js';
+import type { ApiCollection, Resource, ResourceKey } from '../core/resources/types.js';
 import type { ControlPlane } from './control-plane.js';
 
 export type ApplyAction = 'created' | 'configured' | 'unchanged';
@@ -25,7 +25,7 @@ export interface ApplyResult {
   readonly action: ApplyAction;
 }
 
-const VALIDATORS: Record<Collection, (resource: unknown) => FieldProblem[]> = {
+const VALIDATORS: Record<ApiCollection, (resource: unknown) => FieldProblem[]> = {
   brokers: validateBroker,
   triggers: validateTrigger,
   sources: validateSource,
@@ -49,7 +49,7 @@ export class ResourceService {
    */
   check(
     body: unknown,
-    collection: Collection,
+    collection: ApiCollection,
     namespace: string | undefined,
     name?: string,
   ): { resource?: Resource; problems: FieldProblem[] } {
@@ -79,11 +79,11 @@ export class ResourceService {
    * validation); documents without a namespace go to `default`.
    */
   checkAll(documents: unknown[]): {
-    resources?: { collection: Collection; resource: Resource }[];
+    resources?: { collection: ApiCollection; resource: Resource }[];
     problems: FieldProblem[];
   } {
     const problems: FieldProblem[] = [];
-    const resources: { collection: Collection; resource: Resource }[] = [];
+    const resources: { collection: ApiCollection; resource: Resource }[] = [];
     documents.forEach((doc, i) => {
       const prefix = `[${i}].`;
       const kind = (doc as { kind?: unknown } | null)?.kind;
@@ -108,7 +108,7 @@ export class ResourceService {
   }
 
   /** Creates or replaces a checked resource. */
-  async put(collection: Collection, resource: Resource): Promise<ApplyResult> {
+  async put(collection: ApiCollection, resource: Resource): Promise<ApplyResult> {
     const key: ResourceKey = {
       collection,
       namespace: resource.metadata.namespace,
@@ -170,7 +170,7 @@ export class ResourceService {
     return this.store.get(key);
   }
 
-  list(collection: Collection, namespace?: string): Promise<StoredResource[]> {
+  list(collection: ApiCollection, namespace?: string): Promise<StoredResource[]> {
     return this.store.list(collection, namespace);
   }
 }

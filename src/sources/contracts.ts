@@ -94,9 +94,21 @@ export interface PullContext {
    * CamelCase word such as `AuthenticationFailed` or `Unreachable`.
    */
   upstreamError(reason: string, message: string): void;
-  /** Aborted when the source is stopped (deleted, changed, or the server shuts down). */
+  /**
+   * Aborted when the source is stopped (deleted, changed, the server shuts down, or, for an
+   * exclusive source, this replica lost its lease).
+   */
   readonly signal: AbortSignal;
   readonly log: SourceLog;
+  /**
+   * An exclusive source's checkpoint, kept with its lease in the backend: what the last run (on
+   * any replica) saved, undefined the first time; `save` replaces it (small JSON: it is written
+   * with the lease, so at most a few hundred kilobytes).
+   */
+  readonly checkpoint?: {
+    readonly state: unknown;
+    save(state: unknown): Promise<void>;
+  };
 }
 
 export interface SourceLog {
@@ -113,6 +125,12 @@ export interface PullingSource {
 export interface PullingAdapter {
   /** The resource kind, e.g. `KafkaSource`. */
   readonly kind: string;
+  /**
+   * One replica at a time runs the source (it holds a lease, src/sources/lease.ts), for upstreams
+   * with no consumer group to share the work (the Kubernetes API); the context then has a
+   * checkpoint. Others (Kafka, RocketMQ, MNS) run on every replica.
+   */
+  readonly exclusive?: boolean;
   /** Starts consuming for a validated source resource; never throws for upstream problems. */
   start(source: Resource, secrets: ResolvedSecrets, context: PullContext): PullingSource;
 }

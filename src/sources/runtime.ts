@@ -18,7 +18,7 @@
  * needs a dead-letter sink to be stepped over (docs/sources.md).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { DeliveryLedger, StoredResource } from '../backends/contracts.js';
+import type { DeliveryLedger, ResourceStore, StoredResource } from '../backends/contracts.js';
 import { deliverDirect } from '../broker/attempts.js';
 import type { BrokerWriter } from '../broker/broker-writer.js';
 import { backoffDelayMs } from '../core/backoff.js';
@@ -26,7 +26,7 @@ import { deadLetterEvent, resolveDelivery, type ResolvedDelivery } from '../core
 import type { CloudEvent } from '../core/event.js';
 import { isTributaryError, TributaryError } from '../core/errors.js';
 import { canonicalJson } from '../core/resources/lifecycle.js';
-import { sourceStatus, type UpstreamFacts } from '../core/resources/status.js';
+import { STANDBY, sourceStatus, type UpstreamFacts } from '../core/resources/status.js';
 import { secretFieldsOf } from '../core/resources/secrets.js';
 import type { DeliverySpec, Destination, ResourceKey } from '../core/resources/types.js';
 import type {
@@ -39,6 +39,7 @@ import type {
   WebhookHandler,
   WebhookRequest,
 } from './contracts.js';
+import { SourceLease, type Holder } from './lease.js';
 import { RecentIds, type RecentIdsOptions } from './recent-ids.js';
 import { resolveSecrets, type SecretSources } from './secrets.js';
 
@@ -113,7 +114,20 @@ export interface SourceRuntimeOptions {
   readonly onLedgerError: (error: unknown) => void;
   /** Whether a broker exists and accepts events (for the status). */
   readonly brokerReady: (namespace: string, name: string) => boolean;
+  /** Where exclusive sources take their lease; without it, they run on every replica. */
+  readonly leases?: {
+    readonly store: ResourceStore;
+    readonly holder: Holder;
+    readonly ttlMs: number;
+  };
 }
+
+/** What a replica shows while another runs the exclusive source. */
+const ON_STANDBY: UpstreamFacts = {
+  connected: undefined,
+  reason: STANDBY,
+  message: 'Another replica runs this source (one at a time); this one takes over if it stops',
+};
 
 interface SourceState {
   readonly stored: StoredResource;
@@ -228,7 +242,15 @@ export class SourceRuntime {
     const k = keyString(key.namespace, key.name);
     const state = this.sources.get(k);
     this.sources.delete(k);
-    if (state !== undefined) void this.stopRun(state);
+    if (state === undefined) return;
+    const stopped = this.stopRun(state);
+    const leases = this.options.leases;
+    if (state.pulling?.exclusive === true && leases !== undefined) {
+      // The source is gone: so is its lease, with its checkpoint (every replica tries; one does).
+      void Promise.resolve(stopped)
+        .then(() => SourceLease.remove(leases.store, key.namespace, key.name))
+        .catch(() => {});
+    }
   }
 
   /** Stops every pulling source and the deliveries to URI sinks that wait for a retry. */
@@ -250,17 +272,49 @@ export class SourceRuntime {
     const abort = new AbortController();
     const run: NonNullable<SourceState['run']> = { abort };
     state.run = run;
-    const begin = (): void => {
-      if (abort.signal.aborted) return;
+    const start = (signal: AbortSignal, checkpoint?: PullContext['checkpoint']) => {
       try {
-        run.source = adapter.start(
+        return adapter.start(
           state.stored.resource,
           state.secrets!,
-          this.context(state, abort),
+          this.context(state, signal, checkpoint),
         );
       } catch (error) {
-        this.noteUpstream(state, abort.signal, 'StartFailed', (error as Error).message);
+        this.noteUpstream(state, signal, 'StartFailed', (error as Error).message);
+        return undefined;
       }
+    };
+    const begin = (): void => {
+      if (abort.signal.aborted) return;
+      const leases = this.options.leases;
+      if (adapter.exclusive !== true || leases === undefined) {
+        run.source = start(abort.signal);
+        return;
+      }
+      // One replica at a time: the others wait on standby for the lease.
+      const { namespace, name } = state.stored.key;
+      const lease = new SourceLease(
+        {
+          ...leases,
+          onError: (error) =>
+            this.options.log.warn({ err: error, source: `${namespace}/${name}` }, 'lease failed'),
+        },
+        namespace,
+        name,
+        state.stored.resource.metadata.uid ?? '',
+      );
+      state.upstream = ON_STANDBY;
+      const held = lease.hold(abort.signal, async (taken) => {
+        state.upstream = { connected: undefined };
+        const source = start(taken.signal, { state: taken.state, save: taken.save });
+        await new Promise<void>((resolve) => {
+          if (taken.signal.aborted) resolve();
+          else taken.signal.addEventListener('abort', () => resolve(), { once: true });
+        });
+        await source?.stop();
+        if (!abort.signal.aborted) state.upstream = ON_STANDBY;
+      });
+      run.source = { stop: () => held };
     };
     if (previous === undefined) begin();
     else void previous.then(begin);
@@ -289,14 +343,18 @@ export class SourceRuntime {
     return stopped;
   }
 
-  private context(state: SourceState, abort: AbortController): PullContext {
-    const signal = abort.signal;
+  private context(
+    state: SourceState,
+    signal: AbortSignal,
+    checkpoint: PullContext['checkpoint'],
+  ): PullContext {
     const { namespace, name } = state.stored.key;
     const source = `${namespace}/${name}`;
     const live = (): boolean => !signal.aborted;
     const counters = state.counters;
     return {
       signal,
+      ...(checkpoint === undefined ? {} : { checkpoint }),
       log: {
         info: (fields, message) => this.options.log.info({ source, ...fields }, message),
         warn: (fields, message) => this.options.log.warn({ source, ...fields }, message),

@@ -16,6 +16,7 @@ import {
 } from '../support/kafka.js';
 import type { BackendHarness } from './harness.js';
 import { eventLogConformance } from './event-log.suite.js';
+import { leaseConformance } from './lease.suite.js';
 import { ledgerConformance } from './ledger.suite.js';
 import { resourceStoreConformance } from './resource-store.suite.js';
 
@@ -51,4 +52,5 @@ describe.skipIf(!available)('Kafka backend', () => {
   eventLogConformance('kafka', harness);
   resourceStoreConformance('kafka', harness);
   ledgerConformance('kafka', harness);
+  leaseConformance('kafka', harness);
 });

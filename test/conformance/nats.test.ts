@@ -6,6 +6,7 @@
 import { afterAll, describe } from 'vitest';
 import { natsHarness, natsRequired } from '../support/nats.js';
 import { eventLogConformance } from './event-log.suite.js';
+import { leaseConformance } from './lease.suite.js';
 import { ledgerConformance } from './ledger.suite.js';
 import { resourceStoreConformance } from './resource-store.suite.js';
 
@@ -18,4 +19,5 @@ describe.skipIf(!available)('NATS backend', () => {
   eventLogConformance('nats', harness);
   resourceStoreConformance('nats', harness);
   ledgerConformance('nats', harness);
+  leaseConformance('nats', harness);
 });

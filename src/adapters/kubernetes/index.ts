@@ -42,6 +42,8 @@ import {
 } from './events.js';
 import { pauseAfterFailure } from '../pulling.js';
 
+/** Watch events reported together (one checkpoint write before and one after). */
+const BATCH = 100;
 /** Changes a stream holds before it closes its watch until the sink took them. */
 export const MAX_QUEUED = 1_000;
 
@@ -175,6 +177,36 @@ function safeJson(text: string): unknown {
   }
 }
 
+/** A change of one object, to report. */
+interface ObjectChange {
+  readonly change: Change;
+  readonly object: KubeObject;
+}
+
+/**
+ * An object as a checkpoint keeps it: [resourceVersion, name, namespace]; the resourceVersion is
+ * '' for an object whose add was being reported (maybe it was, maybe not).
+ */
+type SavedObject = readonly [string, string, string];
+
+/** The checkpoint: the objects each stream knew, by stream id and uid. */
+interface Checkpoint {
+  readonly streams: Readonly<Record<string, Readonly<Record<string, SavedObject>>>>;
+}
+
+/** A larger checkpoint is not saved (it travels with the lease): a restart then starts afresh. */
+const MAX_CHECKPOINT_CHARS = 512 * 1024;
+
+/** How the checkpoint names a stream. */
+function streamId(
+  apiVersion: string,
+  kind: string,
+  namespace: string | undefined,
+  labelSelector: string | undefined,
+): string {
+  return [apiVersion, kind, namespace ?? '', labelSelector ?? ''].join(' ');
+}
+
 /** The position expired (410 Gone): list again. */
 class Gone extends Error {}
 
@@ -189,9 +221,16 @@ const resourceVersionOf = (object: KubeObject): string | undefined =>
 
 /** One list-and-watch of one resource in one namespace (or all). */
 class Stream {
-  /** The objects as last seen, by uid; undefined until the first list. */
+  /**
+   * The objects as last seen, by uid; undefined until the first list. From a checkpoint, they are
+   * references only (name, namespace, uid, resourceVersion).
+   */
   private known: Map<string, KubeObject> | undefined;
+  /** New objects whose add is being reported (in the checkpoint as maybe reported). */
+  private readonly unconfirmed = new Map<string, KubeObject>();
   private position: string | undefined;
+  /** Names the stream in the checkpoint. */
+  readonly id: string;
 
   constructor(
     private readonly run: ApiServerSourceRun,
@@ -199,7 +238,37 @@ class Stream {
     private readonly kind: string,
     private readonly namespace: string | undefined,
     private readonly labelSelector: string | undefined,
-  ) {}
+    saved: Readonly<Record<string, SavedObject>> | undefined,
+  ) {
+    this.id = streamId(apiVersion, kind, namespace, labelSelector);
+    if (saved !== undefined) {
+      this.known = new Map(
+        Object.entries(saved).map(([uid, [resourceVersion, name, ns]]) => [
+          uid,
+          {
+            apiVersion,
+            kind,
+            metadata: { name, ...(ns === '' ? {} : { namespace: ns }), uid, resourceVersion },
+          },
+        ]),
+      );
+    }
+  }
+
+  /** What the checkpoint keeps of the stream: each object's resourceVersion, name and namespace. */
+  snapshot(): Record<string, SavedObject> | undefined {
+    if (this.known === undefined) return undefined;
+    const saved: Record<string, SavedObject> = {};
+    for (const [uid, object] of this.unconfirmed) {
+      const m = object.metadata ?? {};
+      saved[uid] = ['', m.name ?? '', m.namespace ?? ''];
+    }
+    for (const [uid, object] of this.known) {
+      const m = object.metadata ?? {};
+      saved[uid] = [m.resourceVersion ?? '', m.name ?? '', m.namespace ?? ''];
+    }
+    return saved;
+  }
 
   async start(): Promise<void> {
     const { signal } = this.run;
@@ -248,19 +317,25 @@ class Stream {
     const before = this.known;
     const now = new Map(items.map((item) => [this.uidOf(item), item]));
     if (before !== undefined) {
+      const changes: ObjectChange[] = [];
       for (const item of items) {
         const old = before.get(this.uidOf(item));
-        if (old === undefined) await this.emit('add', item);
-        else if (resourceVersionOf(old) !== resourceVersionOf(item)) {
-          await this.emit('update', item);
-        }
+        const rv = old === undefined ? undefined : resourceVersionOf(old);
+        // '' : from a checkpoint, an object whose add may not have been reported.
+        if (rv === undefined || rv === '') changes.push({ change: 'add', object: item });
+        else if (rv !== resourceVersionOf(item)) changes.push({ change: 'update', object: item });
       }
       for (const [uid, old] of before) {
-        if (!now.has(uid)) await this.emit('delete', old);
+        if (!now.has(uid)) changes.push({ change: 'delete', object: old });
       }
+      await this.deliverChanges(changes);
     }
     this.known = now;
     this.position = list.metadata?.resourceVersion;
+    this.run.changed();
+    // The first baseline is kept before any change is reported: a restart must find it, or it
+    // would take the objects then present as its baseline and miss the changes in between.
+    if (before === undefined) await this.run.checkpointNow();
   }
 
   private async emit(change: Change, object: KubeObject): Promise<void> {
@@ -303,9 +378,8 @@ class Stream {
       );
       if (!end.ended) run.context.connected();
       for (;;) {
-        const next = queue.shift();
-        if (next !== undefined) {
-          await this.apply(next);
+        if (queue.length > 0) {
+          await this.applyAll(queue.splice(0, BATCH));
           continue;
         }
         if (end.ended || run.signal.aborted) break;
@@ -324,38 +398,73 @@ class Stream {
     }
   }
 
-  /** Delivers one watch event and moves the position past it. */
-  private async apply({ type, object }: WatchChange): Promise<void> {
+  /** Delivers the changes of some watch events, in order, and moves the position past them. */
+  private async applyAll(batch: readonly WatchChange[]): Promise<void> {
     const known = this.known ?? new Map<string, KubeObject>();
     this.known = known;
-    const rv = resourceVersionOf(object);
-    switch (type) {
-      case 'ADDED':
-      case 'MODIFIED': {
-        const uid = this.uidOf(object);
-        const old = known.get(uid);
+    const changes: ObjectChange[] = [];
+    // Each object's resourceVersion as of the events so far ('' when only maybe reported).
+    const versions = new Map<string, string | undefined>();
+    const versionOf = (uid: string): string | undefined =>
+      versions.has(uid) ? versions.get(uid) : resourceVersionOf(known.get(uid) ?? {});
+    let position: string | undefined;
+    for (const { type, object } of batch) {
+      const rv = resourceVersionOf(object);
+      const uid = this.uidOf(object);
+      if (type === 'ADDED' || type === 'MODIFIED') {
+        const prior = versionOf(uid);
         // Seen already (a watch opened again from an older position): nothing new.
-        if (old !== undefined && resourceVersionOf(old) === rv) break;
-        await this.emit(old === undefined ? 'add' : 'update', object);
-        known.set(uid, object);
-        break;
-      }
-      case 'DELETED':
-        await this.emit('delete', object);
-        known.delete(this.uidOf(object));
-        break;
-      case 'BOOKMARK':
-        break;
-      case 'ERROR': {
+        if (prior === rv) continue;
+        changes.push({ change: prior === undefined || prior === '' ? 'add' : 'update', object });
+        versions.set(uid, rv);
+      } else if (type === 'DELETED') {
+        changes.push({ change: 'delete', object });
+        versions.set(uid, undefined);
+      } else if (type === 'ERROR') {
+        await this.deliverChanges(changes);
+        if (position !== undefined) this.position = position;
         const status = object as { code?: unknown; message?: unknown };
         const message = typeof status.message === 'string' ? status.message : 'watch error';
         if (status.code === 410) throw new Gone(message);
         throw Object.assign(new Error(message), { statusCode: status.code });
+      } else if (type !== 'BOOKMARK') {
+        continue;
       }
-      default:
-        return;
+      if (rv !== undefined) position = rv;
     }
-    if (rv !== undefined) this.position = rv;
+    await this.deliverChanges(changes);
+    if (position !== undefined) this.position = position;
+  }
+
+  /**
+   * Reports changes one at a time, updating what the stream knows after each, and has the
+   * checkpoint saved. An object new to the checkpoint is written into it (as maybe reported)
+   * before its add is: a restart reports it again rather than miss that it was deleted meanwhile.
+   */
+  private async deliverChanges(changes: readonly ObjectChange[]): Promise<void> {
+    if (changes.length === 0) return;
+    const known = this.known!;
+    let fresh = false;
+    for (const { change, object } of changes) {
+      const uid = this.uidOf(object);
+      if (change === 'add' && !known.has(uid) && !this.unconfirmed.has(uid)) {
+        this.unconfirmed.set(uid, object);
+        fresh = true;
+      }
+    }
+    if (fresh) {
+      this.run.changed();
+      await this.run.checkpointNow();
+    }
+    for (const { change, object } of changes) {
+      await this.emit(change, object);
+      const uid = this.uidOf(object);
+      this.unconfirmed.delete(uid);
+      if (change === 'delete') known.delete(uid);
+      else known.set(uid, object);
+      this.run.changed();
+    }
+    void this.run.checkpointNow().catch(() => {});
   }
 }
 
@@ -367,6 +476,10 @@ export class ApiServerSourceRun implements PullingSource {
   private readonly origin: EventOrigin;
   private readonly stopper = new AbortController();
   private loop: Promise<void> = Promise.resolve();
+  private dirty = false;
+  private streams: readonly Stream[] = [];
+  private saves: Promise<void> = Promise.resolve();
+  private tooLarge = false;
 
   constructor(
     private readonly source: Resource,
@@ -429,8 +542,51 @@ export class ApiServerSourceRun implements PullingSource {
     );
   }
 
+  /** Something a stream knows changed (the checkpoint is saved on the next tick). */
+  changed(): void {
+    this.dirty = true;
+  }
+
+  /** Saves the checkpoint now (after the save under way); rejects when it could not. */
+  checkpointNow(): Promise<void> {
+    const next = this.saves.then(() => this.saveNow(this.streams));
+    this.saves = next.catch(() => {});
+    return next;
+  }
+
+  private async saveNow(streams: readonly Stream[]): Promise<void> {
+    const checkpoint = this.context.checkpoint;
+    if (checkpoint === undefined || !this.dirty) return;
+    this.dirty = false;
+    const state: Checkpoint = {
+      streams: Object.fromEntries(
+        streams.flatMap((stream) => {
+          const snapshot = stream.snapshot();
+          return snapshot === undefined ? [] : [[stream.id, snapshot]];
+        }),
+      ),
+    };
+    if (JSON.stringify(state).length > MAX_CHECKPOINT_CHARS) {
+      if (!this.tooLarge) {
+        this.tooLarge = true;
+        this.context.log.warn(
+          { limit: MAX_CHECKPOINT_CHARS },
+          'too many objects to keep a checkpoint: a restart lists afresh and misses what changed meanwhile',
+        );
+      }
+      return;
+    }
+    try {
+      await checkpoint.save(state);
+    } catch (error) {
+      this.dirty = true;
+      throw error;
+    }
+  }
+
   /** Discovers the resources, then runs one stream per resource and namespace. */
   private async run(): Promise<void> {
+    const saved = this.context.checkpoint?.state as Checkpoint | undefined;
     for (let failures = 0; !this.signal.aborted;) {
       let streams: Stream[];
       try {
@@ -447,7 +603,17 @@ export class ApiServerSourceRun implements PullingSource {
             resource.selector === undefined ? undefined : selectorString(resource.selector);
           const targets = found.namespaced && namespaces !== undefined ? namespaces : [undefined];
           for (const namespace of targets) {
-            streams.push(new Stream(this, resource.apiVersion, resource.kind, namespace, selector));
+            const id = streamId(resource.apiVersion, resource.kind, namespace, selector);
+            streams.push(
+              new Stream(
+                this,
+                resource.apiVersion,
+                resource.kind,
+                namespace,
+                selector,
+                saved?.streams[id],
+              ),
+            );
           }
         }
       } catch (error) {
@@ -456,7 +622,10 @@ export class ApiServerSourceRun implements PullingSource {
         if (!(await pauseAfterFailure(this.signal, failures))) return;
         continue;
       }
+      this.streams = streams;
       await Promise.all(streams.map((stream) => stream.start()));
+      // Stopped: what was delivered last is saved for whoever runs the source next.
+      await this.checkpointNow().catch(() => {});
       return;
     }
   }
@@ -464,6 +633,8 @@ export class ApiServerSourceRun implements PullingSource {
 
 export const apiServerSourceAdapter: PullingAdapter = {
   kind: 'ApiServerSource',
+  // No consumer group: one replica at a time watches, with a checkpoint to continue from.
+  exclusive: true,
   start(source, secrets, context) {
     const run = new ApiServerSourceRun(source, secrets, context);
     run.begin();

@@ -3,7 +3,7 @@
  * (Knative's apiVersions for the kinds Knative defines, `sources.tributary.dev` for the rest).
  */
 
-import type { Collection } from './types.js';
+import type { ApiCollection } from './types.js';
 
 const KINDS = {
   Broker: { collection: 'brokers', apiVersion: 'eventing.knative.dev/v1' },
@@ -14,7 +14,7 @@ const KINDS = {
   KafkaSource: { collection: 'sources', apiVersion: 'sources.knative.dev/v1beta1' },
   MnsSource: { collection: 'sources', apiVersion: 'sources.tributary.dev/v1alpha1' },
   RocketMQSource: { collection: 'sources', apiVersion: 'sources.tributary.dev/v1alpha1' },
-} as const satisfies Record<string, { collection: Collection; apiVersion: string }>;
+} as const satisfies Record<string, { collection: ApiCollection; apiVersion: string }>;
 
 type Kind = keyof typeof KINDS;
 
@@ -33,7 +33,7 @@ export const SOURCE_KINDS: readonly string[] = Object.freeze([
 ]);
 
 /** Which collection a manifest kind belongs to (Broker->brokers, Trigger->triggers, *Source kinds->sources), undefined for unknown kinds. */
-export function collectionOfKind(kind: string): Collection | undefined {
+export function collectionOfKind(kind: string): ApiCollection | undefined {
   return isKind(kind) ? KINDS[kind].collection : undefined;
 }
 

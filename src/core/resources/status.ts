@@ -101,6 +101,9 @@ export interface SourceFacts {
   readonly sinkRefusal?: string;
 }
 
+/** The `Connected` reason of a replica whose exclusive source another replica runs. */
+export const STANDBY = 'Standby';
+
 export interface UpstreamFacts {
   readonly connected: boolean | undefined;
   readonly reason?: string;
@@ -156,7 +159,8 @@ export function sourceStatus(source: Resource, facts: SourceFacts): Record<strin
       ),
     );
   }
-  const failed = conditions.find((c) => c.status !== 'True');
+  // A replica on standby (another runs the exclusive source) is no failure of the source.
+  const failed = conditions.find((c) => c.status !== 'True' && c.reason !== STANDBY);
   conditions.push(condition('Ready', failed === undefined, failed?.reason, failed?.message));
   const status: Record<string, unknown> = {
     observedGeneration: source.metadata.generation,

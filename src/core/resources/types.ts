@@ -4,8 +4,11 @@
  */
 
 /** The collection a resource lives in; it names the management route `/v1/namespaces/{ns}/{collection}`. */
+/** The collections the management API serves. */
 export const COLLECTIONS = ['brokers', 'triggers', 'sources'] as const;
-export type Collection = (typeof COLLECTIONS)[number];
+export type ApiCollection = (typeof COLLECTIONS)[number];
+/** Those, and the replicas' own records, which the API does not show: sources' leases. */
+export type Collection = ApiCollection | 'leases';
 
 export interface ObjectMeta {
   name: string;
