@@ -2,6 +2,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useServer } from '../support/e2e.js';
 import { putResource } from '../support/server-process.js';
+import { condition, untilSourceCondition } from '../support/sources.js';
 
 type Json = Record<string, any>;
 
@@ -212,22 +213,29 @@ spec:
     expect(JSON.stringify(body.errors)).toMatch(/line \d+/);
   });
 
-  it('stores sources whose adapter has not landed yet, not Ready', async () => {
-    const { status, body } = await putResource(fx.url, 'sources', 'default', 'mns', {
+  it('stores a pulling source and shows its upstream failing in the status', async () => {
+    const { status } = await putResource(fx.url, 'sources', 'default', 'mns', {
       apiVersion: 'sources.tributary.dev/v1alpha1',
       kind: 'MnsSource',
       spec: {
-        endpoint: 'http://123456.mns.cn-hangzhou.aliyuncs.com',
+        // Nothing listens on port 1: the source cannot reach its queue.
+        endpoint: 'http://127.0.0.1:1',
+        accountId: '123456',
         queue: 'orders',
+        credentials: { accessKey: { value: 'id' }, secretKey: { value: 'secret' } },
         sink: { ref: { kind: 'Broker', name: 'default' } },
       },
     });
     expect(status).toBe(201);
-    expect((body.status as Json).conditions[0]).toMatchObject({
-      type: 'Ready',
-      status: 'False',
-      reason: 'AdapterUnavailable',
-    });
     expect((await get('default/sources')).body.items).toHaveLength(1);
+    const failing = await untilSourceCondition(fx.url, 'mns', 'Connected', 'False', 'Unreachable');
+    expect(condition(failing, 'Ready')).toMatchObject({ status: 'False', reason: 'Unreachable' });
+    expect(failing.events.upstreamErrors).toBeGreaterThan(0);
+    // The secret never comes back.
+    const stored = (await get('default/sources/mns')).body;
+    expect(stored.spec.credentials.secretKey).toEqual({ value: '<redacted>' });
+    expect(
+      (await fetch(`${fx.url}/v1/namespaces/default/sources/mns`, { method: 'DELETE' })).status,
+    ).toBe(200);
   });
 });

@@ -167,10 +167,18 @@ describe('ApiServerSource', { timeout: 60_000 }, () => {
       'ce-kind': 'Deployment',
     });
     expect(JSON.parse(request!.body.toString('utf8'))).toEqual(ours);
+    const scaled = kube.update({ ...ours, spec: { replicas: 3 } });
     kube.remove('apps/v1', 'Deployment', 'not-ours', ns);
-    kube.remove('apps/v1', 'Deployment', 'shop', ns);
-    const both = await receiver.waitFor(2, 30_000);
-    expect(changes(both)).toEqual(['add shop', 'delete shop']);
+    const removed = kube.remove('apps/v1', 'Deployment', 'shop', ns);
+    const all = await receiver.waitFor(3, 30_000);
+    expect(changes(all)).toEqual(['add shop', 'update shop', 'delete shop']);
+    expect(all.map((r) => r.headers['ce-type'])).toEqual([
+      'dev.knative.apiserver.resource.add',
+      'dev.knative.apiserver.resource.update',
+      'dev.knative.apiserver.resource.delete',
+    ]);
+    expect(JSON.parse(all[1]!.body.toString('utf8'))).toEqual(scaled);
+    expect(JSON.parse(all[2]!.body.toString('utf8'))).toEqual(removed);
   });
 
   it('after 410 Gone lists again and emits only what changed meanwhile', async () => {
@@ -208,6 +216,28 @@ describe('ApiServerSource', { timeout: 60_000 }, () => {
     const last = await receiver.waitFor(7, 30_000);
     expect(changes(last.slice(6))).toEqual(['update c']);
     expect(receiver.requests).toHaveLength(7);
+    // Again, with the expiry answered as an HTTP 410 instead of an ERROR event.
+    kube.expiredAs = 'status';
+    try {
+      const again = kube.requests.length;
+      kube.failNext(
+        1,
+        500,
+        (method, p) => method === 'GET' && p.includes('watch=true') && p.includes(ns),
+      );
+      kube.endWatches();
+      await kube.untilRequest((r) => r.status === 500, { since: again, timeoutMs: 20_000 });
+      kube.remove('v1', 'ConfigMap', 'c', ns);
+      kube.compact();
+      const gone = await receiver.waitFor(8, 30_000);
+      expect(changes(gone.slice(7))).toEqual(['delete c']);
+      await kube.untilRequest((r) => r.status === 410 && r.path.includes(ns), {
+        since: again,
+        timeoutMs: 20_000,
+      });
+    } finally {
+      kube.expiredAs = 'event';
+    }
   });
 
   it('holds changes while the sink refuses (pausing the watch) and then delivers every one in order', async () => {
