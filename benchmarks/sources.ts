@@ -28,9 +28,15 @@
  * until the subscriber in the load process (lib/kafka-source-load.ts) has every record. Rounds
  * interleave the configurations; medians of the rounds.
  *
- * `--only github` or `--only kafka` runs one half.
+ * MNS source (lib/mns-source.ts), opt-in with `--only mns`: N messages (1 KB JSON) seeded into a
+ * queue of the in-test MNS server running in this process, drained by a raw `@alicloud/mns`
+ * consumer in the server's place and by an MnsSource PUT to a fresh server (URI sink, and the
+ * broker with one trigger), until the subscriber has every message and the queue is empty.
  *
- *   npm run bench:sources [-- --quick] [--backends embedded,nats,kafka] [--only github,kafka] [--cpu-prof]
+ * `--only github`, `--only kafka` or `--only mns` runs one part (a list runs several); the default
+ * runs GitHub and Kafka.
+ *
+ *   npm run bench:sources [-- --quick] [--backends embedded,nats,kafka] [--only github,kafka,mns] [--cpu-prof]
  */
 import { bodyDigest, GITHUB_EVENT_TYPE, pushPayload } from './lib/github-payload.js';
 import {
@@ -48,6 +54,7 @@ import {
 } from './lib/harness.js';
 import { benchScript } from './lib/paths.js';
 import { measureKafkaSource } from './lib/kafka-source.js';
+import { measureMnsSource } from './lib/mns-source.js';
 import { childResult, GENERATOR_CPU, spawnNode } from './lib/proc.js';
 import { fmt, median, ratio } from './lib/stats.js';
 import { figure, type BarPanel } from './lib/svg.js';
@@ -300,13 +307,14 @@ async function measureWebhooks(backend: string, opts: Options, port: number) {
   };
 }
 
-/** Both halves on one backend (`--only github` or `--only kafka`: one of them). */
+/** Both halves on one backend (`--only github` or `--only kafka`: one of them; MNS opt-in). */
 async function measure(backend: string, opts: Options) {
   const wants = (half: string): boolean => opts.only === undefined || opts.only.includes(half);
   const port = await receiverPort();
   const github = wants('github') ? await measureWebhooks(backend, opts, port) : undefined;
   const kafka = wants('kafka') ? await measureKafkaSource(backend, opts, port) : undefined;
-  const halves = [github, kafka].filter((h) => h !== undefined);
+  const mns = opts.only?.includes('mns') ? await measureMnsSource(backend, opts, port) : undefined;
+  const halves = [github, kafka, mns].filter((h) => h !== undefined);
   const svg =
     halves.length === 0
       ? undefined
@@ -321,6 +329,7 @@ async function measure(backend: string, opts: Options) {
     data: {
       ...(github === undefined ? {} : { github: github.data }),
       ...(kafka === undefined ? {} : { kafka: kafka.data }),
+      ...(mns === undefined ? {} : { mns: mns.data }),
     },
   };
 }

@@ -272,15 +272,18 @@ class Stream {
 
   async start(): Promise<void> {
     const { signal } = this.run;
-    for (let failures = 0; !signal.aborted;) {
+    for (let failures = 0, expired = 0; !signal.aborted;) {
       try {
         if (this.position === undefined) await this.list();
         await this.watch();
         failures = 0;
+        expired = 0;
       } catch (error) {
         if (signal.aborted) return;
         if (error instanceof Gone) {
           this.position = undefined;
+          // A list whose position expires at once again: pause rather than list in a loop.
+          if (++expired > 1 && !(await pauseAfterFailure(signal, expired - 1))) return;
           continue;
         }
         failures++;
