@@ -181,6 +181,33 @@ describe('ApiServerSource', { timeout: 60_000 }, () => {
     expect(JSON.parse(all[2]!.body.toString('utf8'))).toEqual(removed);
   });
 
+  it("applies Knative's filters (Subscriptions API dialects) to the events", async () => {
+    const receiver = await fixture.receiver();
+    const ns = newNamespace();
+    const before = kube.openWatches;
+    await putSource('filtered', {
+      resources: [{ apiVersion: 'v1', kind: 'ConfigMap' }],
+      namespaces: [ns],
+      filters: [
+        { any: [{ suffix: { type: '.delete' } }, { prefix: { name: 'keep-' } }] },
+        { not: { exact: { name: 'keep-not-this' } } },
+      ],
+      sink: { uri: receiver.url },
+    });
+    await untilWatching('filtered', before + 1);
+    for (const name of ['drop', 'keep-1', 'keep-not-this']) kube.create(configMap(ns, name));
+    kube.remove('v1', 'ConfigMap', 'drop', ns);
+    const got = await receiver.waitFor(2, 30_000);
+    expect(changes(got)).toEqual(['add keep-1', 'delete drop']);
+    // The next change that passes comes after them: nothing filtered out was sent in between.
+    kube.remove('v1', 'ConfigMap', 'keep-1', ns);
+    expect(changes(await receiver.waitFor(3, 30_000))).toEqual([
+      'add keep-1',
+      'delete drop',
+      'delete keep-1',
+    ]);
+  });
+
   it('after 410 Gone lists again and emits only what changed meanwhile', async () => {
     const receiver = await fixture.receiver();
     const ns = newNamespace();

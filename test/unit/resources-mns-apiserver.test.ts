@@ -166,6 +166,16 @@ describe('ApiServerSource spec', () => {
     expect(validateSource(apiServerSource({ namespaceSelector: {} }))).toEqual([]);
     expect(
       validateSource(
+        apiServerSource({
+          filters: [
+            { prefix: { type: 'dev.knative.apiserver.ref.' } },
+            { not: { exact: { namespace: 'kube-system' } } },
+          ],
+        }),
+      ),
+    ).toEqual([]);
+    expect(
+      validateSource(
         apiServerSource({ cluster: { kubeconfig: '/etc/kube/config', context: 'prod' } }),
       ),
     ).toEqual([]);
@@ -219,9 +229,9 @@ describe('ApiServerSource spec', () => {
     ['an unknown cluster field', { cluster: { user: 'me' } }, ['spec.cluster.user']],
     ['an owner that is not an object', { owner: 'ReplicaSet' }, ['spec.owner']],
     [
-      "Knative's filters (not supported)",
-      { filters: [{ exact: { type: 'x' } }] },
-      ['spec.filters'],
+      'filters that are not Subscriptions API filters',
+      { filters: [{ exact: { type: 'x' } }, { regex: { type: '.*' } }] },
+      ['spec.filters[1].regex'],
     ],
   ])('refuses %s', (_name, spec, expected) => {
     expect(fields(validateSource(apiServerSource(spec)))).toEqual(expected);

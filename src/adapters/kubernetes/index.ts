@@ -23,7 +23,8 @@ import {
   type ResponseContext,
   type V1APIResource,
 } from '@kubernetes/client-node';
-import type { Resource } from '../../core/resources/types.js';
+import { compileTriggerFilter, type CompiledFilter } from '../../core/filters.js';
+import type { Resource, SubscriptionsFilter } from '../../core/resources/types.js';
 import type {
   PullContext,
   PullingAdapter,
@@ -62,6 +63,7 @@ interface ApiServerSourceSpec {
   readonly mode?: EventMode;
   readonly namespaces?: readonly string[];
   readonly namespaceSelector?: LabelSelector;
+  readonly filters?: readonly SubscriptionsFilter[];
   readonly cluster?: {
     readonly kubeconfig?: string;
     readonly context?: string;
@@ -477,6 +479,7 @@ export class ApiServerSourceRun implements PullingSource {
   readonly api: ResourceApi;
   private readonly spec: ApiServerSourceSpec;
   private readonly origin: EventOrigin;
+  private readonly filter: CompiledFilter;
   private readonly stopper = new AbortController();
   private loop: Promise<void> = Promise.resolve();
   private dirty = false;
@@ -493,6 +496,8 @@ export class ApiServerSourceRun implements PullingSource {
     this.signal = AbortSignal.any([context.signal, this.stopper.signal]);
     this.kc = kubeConfigOf(this.spec.cluster, secrets);
     this.api = this.kc.makeApiClient(ResourceApi);
+    // Knative's `filters` (Subscriptions API dialects, ANDed), compiled once as a trigger's.
+    this.filter = compileTriggerFilter({ filters: [...(this.spec.filters ?? [])] });
     this.origin = {
       source: this.kc.getCurrentCluster()?.server ?? '',
       mode: this.spec.mode ?? 'Reference',
@@ -515,12 +520,14 @@ export class ApiServerSourceRun implements PullingSource {
     this.context.upstreamError(reason, `Kubernetes: ${message}`);
   }
 
-  /** Delivers the event of one change (unless the owner filter drops it). */
+  /** Delivers the event of one change (unless the owner filter or `filters` drop it). */
   async emit(change: Change, object: KubeObject): Promise<void> {
     const owner = this.spec.owner;
     if (owner !== undefined && !ownedBy(object, owner)) return;
+    const event = changeEvent(change, object, this.origin);
+    if (!this.filter(event)) return;
     this.context.received(1);
-    await this.context.deliver(changeEvent(change, object, this.origin));
+    await this.context.deliver(event);
   }
 
   /** The namespaces to watch: listed ones, those a selector picks, or undefined for all. */

@@ -535,17 +535,7 @@ export function validateTrigger(resource: unknown): FieldProblem[] {
     problems.push(...validateName(spec.broker, 'spec.broker'));
   }
   if (spec.filter !== undefined) problems.push(...validateLegacyFilter(spec.filter, 'spec.filter'));
-  if (spec.filters !== undefined) {
-    if (!Array.isArray(spec.filters)) {
-      problems.push(
-        problem('spec.filters', `must be a list of filters, got ${describe(spec.filters)}`),
-      );
-    } else {
-      spec.filters.forEach((filter: unknown, i) => {
-        problems.push(...validateSubscriptionsFilter(filter, `spec.filters[${i}]`));
-      });
-    }
-  }
+  problems.push(...validateSpecFilters(spec.filters));
   problems.push(...validateDestination(spec.subscriber, 'spec.subscriber'));
   problems.push(...validateDeliverySpec(spec.delivery, 'spec.delivery'));
   problems.push(...unknownFields(spec, TRIGGER_SPEC_FIELDS, 'spec'));
@@ -925,6 +915,18 @@ function validateRocketMQSpec(spec: JsonObject): FieldProblem[] {
   return problems;
 }
 
+/** `spec.filters`: a list of Subscriptions API filters (ANDed), as triggers and Knative's
+ * ApiServerSource take them. Absent is valid. */
+function validateSpecFilters(value: unknown): FieldProblem[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) {
+    return [problem('spec.filters', `must be a list of filters, got ${describe(value)}`)];
+  }
+  return value.flatMap((filter: unknown, i) =>
+    validateSubscriptionsFilter(filter, `spec.filters[${i}]`),
+  );
+}
+
 /** An optional integer of at least `min` (and at most `max`). */
 function validateInteger(
   value: unknown,
@@ -1114,6 +1116,7 @@ function validateApiServerSpec(spec: JsonObject): FieldProblem[] {
     }
   }
   problems.push(...validateLabelSelector(spec.namespaceSelector, 'spec.namespaceSelector'));
+  problems.push(...validateSpecFilters(spec.filters));
   const cluster = spec.cluster;
   if (cluster !== undefined) {
     if (!isObject(cluster)) problems.push(mustBeObject('spec.cluster', cluster));
@@ -1199,7 +1202,7 @@ const SOURCE_SPECS: Record<
     validate: validateRocketMQSpec,
   },
   ApiServerSource: {
-    fields: ['resources', 'owner', 'mode', 'namespaces', 'namespaceSelector', 'cluster'],
+    fields: ['resources', 'owner', 'mode', 'namespaces', 'namespaceSelector', 'filters', 'cluster'],
     validate: validateApiServerSpec,
   },
   MnsSource: {
