@@ -22,6 +22,7 @@
  */
 import http from 'node:http';
 import { cpuNs, monotonicUs, now, runTask, sleep } from './proc.js';
+import { ArrivalPhase } from './arrivals.js';
 
 /** Management API calls give up after this long (a server whose event loop is stuck). */
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -103,16 +104,11 @@ export interface KafkaSourceResult extends SourcePhase {
   readonly strays: number;
 }
 
+/** A phase's arrivals, of the events whose `ce-source` is `ceSource`. */
 interface Phase {
   /** `ce-source` of the source's events: `/apis/v1/namespaces/<ns>/kafkasources/<name>#<topic>`. */
   readonly ceSource: string;
-  readonly expected: number;
-  readonly seen: Set<string>;
-  received: number;
-  duplicates: number;
-  firstAt: number;
-  lastAt: number;
-  readonly done: () => void;
+  readonly arrivals: ArrivalPhase;
 }
 
 let current: Phase | undefined;
@@ -134,14 +130,7 @@ async function receiver(port: number): Promise<http.Server> {
       strays++;
       return;
     }
-    if (phase.seen.has(id)) {
-      phase.duplicates++;
-      return;
-    }
-    phase.seen.add(id);
-    phase.lastAt = at;
-    if (phase.received++ === 0) phase.firstAt = at;
-    if (phase.received === phase.expected) phase.done();
+    phase.arrivals.record(id, at);
   });
   // Longer than the broker's pooled connections stay idle (see generator.ts).
   server.keepAliveTimeout = 120_000;
@@ -217,17 +206,11 @@ function serverCpuNs(pid: number | undefined): number {
 async function runPhase(task: KafkaSourceTask, spec: SourceSpec): Promise<SourcePhase> {
   let done: () => void = () => {};
   const finished = new Promise<void>((resolve) => (done = resolve));
-  const phase: Phase = {
+  const phase = new ArrivalPhase(spec.records, done);
+  current = {
     ceSource: `/apis/v1/namespaces/default/kafkasources/${spec.name}#${spec.topic}`,
-    expected: spec.records,
-    seen: new Set(),
-    received: 0,
-    duplicates: 0,
-    firstAt: Number.NaN,
-    lastAt: Number.NaN,
-    done,
+    arrivals: phase,
   };
-  current = phase;
   const timer = setTimeout(done, task.timeoutMs);
   let answering = true;
   let checked = 0;

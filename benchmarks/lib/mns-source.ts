@@ -39,6 +39,7 @@ import {
 } from './proc.js';
 import { fmt, median, ratio } from './stats.js';
 import type { BarPanel } from './svg.js';
+import { ArrivalPhase } from './arrivals.js';
 
 /** Bytes of each message's JSON body. */
 export const MESSAGE_BYTES = 1024;
@@ -82,14 +83,10 @@ function seed(mns: MnsServer, queue: string, messages: number): void {
 }
 
 /** What the subscriber counts: the events of one queue, by `ce-id` (the MessageId). */
+/** A phase's arrivals, of the events whose `ce-subject` is `subject` (the phase's queue). */
 interface Phase {
   readonly subject: string;
-  readonly expected: number;
-  readonly seen: Set<string>;
-  duplicates: number;
-  firstAt: number;
-  lastAt: number;
-  readonly done: () => void;
+  readonly arrivals: ArrivalPhase;
 }
 
 class Subscriber {
@@ -117,14 +114,7 @@ class Subscriber {
         subscriber.strays++;
         return;
       }
-      if (phase.seen.has(id)) {
-        phase.duplicates++;
-        return;
-      }
-      phase.seen.add(id);
-      phase.lastAt = at;
-      if (phase.seen.size === 1) phase.firstAt = at;
-      if (phase.seen.size === phase.expected) phase.done();
+      phase.arrivals.record(id, at);
     });
     // Longer than the broker's pooled connections stay idle (see generator.ts).
     server.keepAliveTimeout = 120_000;
@@ -137,19 +127,15 @@ class Subscriber {
   }
 
   /** Counts the events of `queue` from now on; resolves once `expected` distinct ones came. */
-  expect(mns: MnsServer, queue: string, expected: number): { phase: Phase; all: Promise<void> } {
+  expect(
+    mns: MnsServer,
+    queue: string,
+    expected: number,
+  ): { phase: ArrivalPhase; all: Promise<void> } {
     let done: () => void = () => {};
     const all = new Promise<void>((resolve) => (done = resolve));
-    const phase: Phase = {
-      subject: `acs:mns::${mns.accountId}:queues/${queue}`,
-      expected,
-      seen: new Set(),
-      duplicates: 0,
-      firstAt: Number.NaN,
-      lastAt: Number.NaN,
-      done,
-    };
-    this.current = phase;
+    const phase = new ArrivalPhase(expected, done);
+    this.current = { subject: `acs:mns::${mns.accountId}:queues/${queue}`, arrivals: phase };
     return { phase, all };
   }
 
@@ -361,7 +347,7 @@ export async function measureMnsSource(
     }
     await Promise.race([Promise.all([all, emptied]), timedOut]);
     clearTimeout(timer);
-    const received = phase.seen.size;
+    const received = phase.received;
     const complete = received === count && !Number.isNaN(drainedAt);
     const end = complete ? Math.max(phase.lastAt, drainedAt) : now();
     const serverNs = cpuNs(pid) - server0;

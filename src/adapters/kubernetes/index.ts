@@ -343,10 +343,6 @@ class Stream {
     if (before === undefined) await this.run.checkpointNow();
   }
 
-  private async emit(change: Change, object: KubeObject): Promise<void> {
-    await this.run.emit(change, object);
-  }
-
   /** Watches from the position until the stream ends, pauses, or fails. */
   private async watch(): Promise<void> {
     const run = this.run;
@@ -462,7 +458,7 @@ class Stream {
       await this.run.checkpointNow();
     }
     for (const { change, object } of changes) {
-      await this.emit(change, object);
+      await this.run.emit(change, object);
       const uid = this.uidOf(object);
       this.unconfirmed.delete(uid);
       if (change === 'delete') known.delete(uid);
