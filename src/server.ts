@@ -8,6 +8,7 @@ import type { Backend } from './backends/contracts.js';
 import { createEmbeddedBackend } from './backends/embedded/index.js';
 import { BrokerWriter } from './broker/broker-writer.js';
 import { ControlPlane } from './broker/control-plane.js';
+import { ObserverHub } from './broker/observer.js';
 import { destroyAgents } from './broker/http-sender.js';
 import { ResourceService } from './broker/resource-service.js';
 import { healthPlugin } from './api/health.js';
@@ -141,7 +142,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
   let closing = false;
 
   const backend = await openBackend(config, log);
+  // Metrics, tracing, the event type catalog and live tails watch the mesh through this hub.
+  const observers = new ObserverHub((error) => log.warn({ err: error }, 'an observer failed'));
   const controlPlane = new ControlPlane({
+    observers,
     backend,
     triggerConcurrency: config.triggerConcurrency,
     defaultTimeoutMs: config.deliveryTimeout,
@@ -156,9 +160,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
     controlPlane,
     maxTtl: config.maxTtl,
     onStoreError: (error) => log.error({ err: error }, 'could not store events'),
+    observers,
   });
   const sources = new SourceRuntime({
     writer,
+    observers,
     adapters: WEBHOOK_ADAPTERS,
     pullingAdapters: PULLING_ADAPTERS,
     log,

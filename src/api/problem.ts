@@ -55,7 +55,14 @@ export function toTributaryError(error: unknown): TributaryError {
 export function installProblemHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => {
     const problem = toTributaryError(error);
-    if (problem.status >= 500) request.log.error({ err: error }, 'request failed');
+    const fields = { code: problem.code, status: problem.status, method: request.method };
+    // A refusal is the client's business (debug); a 5xx is ours (error, with the cause).
+    if (problem.status >= 500) request.log.error({ ...fields, err: error }, 'request failed');
+    else
+      request.log.debug(
+        { ...fields, url: request.url, detail: problem.message },
+        'request refused',
+      );
     return sendProblem(reply, problem);
   });
   app.setNotFoundHandler((request, reply) =>

@@ -8,6 +8,7 @@ import { BrokerExtensions, withAttribute, type CloudEvent } from '../core/event.
 import { isTributaryError, TributaryError } from '../core/errors.js';
 import { admitTtl } from '../core/ttl.js';
 import type { ControlPlane } from './control-plane.js';
+import type { EventOrigin, ObserverHub } from './observer.js';
 
 export interface BrokerWriterOptions {
   readonly eventLog: EventLog;
@@ -15,7 +16,11 @@ export interface BrokerWriterOptions {
   /** knativebrokerttl given to events that arrive without one. */
   readonly maxTtl: number;
   readonly onStoreError: (error: unknown) => void;
+  /** Told of every write that became durable. */
+  readonly observers?: ObserverHub;
 }
+
+const INGRESS: EventOrigin = { kind: 'ingress' };
 
 function brokerNotFound(namespace: string, broker: string): TributaryError {
   return new TributaryError(
@@ -38,7 +43,12 @@ export class BrokerWriter {
    * Stores `events` in the broker; BROKER_NOT_FOUND when it does not exist (or is not ready yet),
    * INVALID_EVENT when an event has no hop left, BACKEND_UNAVAILABLE when the store fails.
    */
-  async write(namespace: string, broker: string, events: readonly CloudEvent[]): Promise<void> {
+  async write(
+    namespace: string,
+    broker: string,
+    events: readonly CloudEvent[],
+    origin: EventOrigin = INGRESS,
+  ): Promise<void> {
     const { controlPlane, maxTtl } = this.options;
     const ref = this.requireBroker(namespace, broker);
     if (events.length === 0) return;
@@ -65,5 +75,6 @@ export class BrokerWriter {
       this.options.onStoreError(error);
       throw new TributaryError('BACKEND_UNAVAILABLE', undefined, { cause: error, retryAfter: 1 });
     }
+    this.options.observers?.eventsStored({ namespace, broker, origin, events: stamped });
   }
 }

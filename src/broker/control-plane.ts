@@ -25,6 +25,7 @@ import {
   type Trigger,
 } from '../core/resources/types.js';
 import { TriggerDispatcher, type DispatcherOptions, type TriggerTarget } from './dispatcher.js';
+import type { ObserverHub } from './observer.js';
 
 export interface ControlPlaneOptions {
   readonly backend: Backend;
@@ -35,6 +36,8 @@ export interface ControlPlaneOptions {
   readonly maxTtl: number;
   /** How long a broker keeps delivered events when its spec says nothing, in ms. */
   readonly retentionMs: number;
+  /** Told of the replies the dispatchers store. */
+  readonly observers?: ObserverHub;
   readonly log: {
     info(obj: object, msg: string): void;
     warn(obj: object, msg: string): void;
@@ -99,6 +102,7 @@ export class ControlPlane {
       onTtlExhausted: (target) => this.countTtlExhausted(target.namespace, target.broker),
       onError: (error, context) =>
         options.log.warn({ err: error, ...context }, 'could not settle a delivery'),
+      ...(options.observers === undefined ? {} : { observers: options.observers }),
     };
   }
 

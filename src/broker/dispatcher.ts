@@ -26,6 +26,7 @@ import type { CompiledFilter } from '../core/filters.js';
 import { forDelivery, replyTtl } from '../core/ttl.js';
 import { failureOf, postEvent, type Failure } from './attempts.js';
 import type { SendOutcome } from './http-sender.js';
+import type { ObserverHub } from './observer.js';
 
 /** What the dispatcher needs to know about its trigger; replaced as a whole on every change. */
 export interface TriggerTarget {
@@ -48,6 +49,8 @@ export interface DispatcherOptions {
   /** A reply to an event of `target` was dropped because its TTL ran out (a loop). */
   readonly onTtlExhausted: (target: TriggerTarget) => void;
   readonly onError: (error: unknown, context: Record<string, unknown>) => void;
+  /** Told of the replies stored in the broker. */
+  readonly observers?: ObserverHub;
 }
 
 /** What a trigger's deliveries did since this replica started. */
@@ -294,6 +297,12 @@ export class TriggerDispatcher {
         { namespace: target.namespace, name: target.broker },
         stored,
       );
+      this.options.observers?.eventsStored({
+        namespace: target.namespace,
+        broker: target.broker,
+        origin: { kind: 'reply', trigger: target.name },
+        events: stored,
+      });
       return undefined;
     } catch (error) {
       return {

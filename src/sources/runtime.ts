@@ -21,6 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { DeliveryLedger, ResourceStore, StoredResource } from '../backends/contracts.js';
 import { deliverDirect } from '../broker/attempts.js';
 import type { BrokerWriter } from '../broker/broker-writer.js';
+import type { EventOrigin, ObserverHub } from '../broker/observer.js';
 import { backoffDelayMs } from '../core/backoff.js';
 import { deadLetterEvent, resolveDelivery, type ResolvedDelivery } from '../core/delivery.js';
 import type { CloudEvent } from '../core/event.js';
@@ -99,6 +100,8 @@ export interface WebhookAnswer {
 
 export interface SourceRuntimeOptions {
   readonly writer: BrokerWriter;
+  /** Told of the events a direct sink accepted (the writer tells of those stored in a broker). */
+  readonly observers?: ObserverHub;
   readonly adapters: readonly WebhookAdapter[];
   readonly pullingAdapters?: readonly PullingAdapter[];
   readonly log: SourceLog;
@@ -165,6 +168,11 @@ function newCounters(): SourceCounters {
     failed: 0,
     upstreamErrors: 0,
   };
+}
+
+function originOf(state: SourceState): EventOrigin {
+  const { resource } = state.stored;
+  return { kind: 'source', source: resource.metadata.name, sourceKind: resource.kind };
 }
 
 export class SourceRuntime {
@@ -394,7 +402,7 @@ export class SourceRuntime {
         // A broker takes them in one write, in order; a service gets them one after the other.
         if ('broker' in sink) {
           const { namespace, name } = sink.broker;
-          const write = () => this.options.writer.write(namespace, name, events);
+          const write = () => this.options.writer.write(namespace, name, events, originOf(state));
           if (events.length > 0) await this.deliverPulled(state, events.length, write, both);
         } else {
           for (const event of events) {
@@ -581,10 +589,16 @@ export class SourceRuntime {
   ): Promise<WebhookAnswer> {
     if ('broker' in state.sink) {
       const { namespace, name } = state.sink.broker;
-      await this.options.writer.write(namespace, name, [event]);
+      await this.options.writer.write(namespace, name, [event], originOf(state));
       return { status: 202, message: 'stored' };
     }
-    return this.post(state, state.sink.uri, event, state.delivery, signal);
+    const answer = await this.post(state, state.sink.uri, event, state.delivery, signal);
+    this.options.observers?.eventsStored({
+      namespace: state.stored.key.namespace,
+      origin: originOf(state),
+      events: [event],
+    });
+    return answer;
   }
 
   /** Delivers `event` to a service under `delivery`; throws SINK_FAILED when nobody took it. */
