@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 /**
- * The `tributary` command. `tributary serve` starts the service; `tributary --help` explains every
- * option.
+ * The `tributary` command. `tributary serve` starts the service; apply, get, delete, send and tail
+ * talk to a running one (src/cli/commands.ts); `tributary --help` explains everything.
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { CliError } from './cli/client.js';
+import { clientCommandsHelp, COMMANDS, runClientCommand } from './cli/commands.js';
 import { envName, loadConfig, OPTIONS } from './config.js';
 import { isTributaryError } from './core/errors.js';
-import { startServer } from './server.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
@@ -29,6 +30,7 @@ function help(): string {
 
 Usage:
   tributary serve [options]   start the service
+  tributary <command> [args]  talk to a running service: apply, get, delete, send, tail
   tributary --help            show this help
   tributary --version         print the version
 
@@ -43,9 +45,11 @@ The nats backend (--backend nats) keeps everything in NATS JetStream and writes 
 
 Endpoints (one port): POST /{namespace}/{broker} (CloudEvents ingress),
 /v1/namespaces/{ns}/{brokers,triggers,sources}[/{name}] and POST /v1/apply (management),
-GET /healthz and /readyz. SIGTERM or SIGINT stops accepting, waits for in-flight deliveries
+GET /v1/namespaces/{ns}/brokers/{name}/events (live events, server-sent), GET /healthz and
+/readyz. SIGTERM or SIGINT stops accepting, waits for in-flight deliveries
 up to --shutdown-timeout, and closes the store.
-`;
+
+${clientCommandsHelp()}`;
 }
 
 function fail(message: string): never {
@@ -94,6 +98,8 @@ async function serve(args: string[]): Promise<void> {
   } catch (error) {
     fail(isTributaryError(error) ? error.message : String(error));
   }
+  // Loaded here, not at the top: the client commands start faster without the whole server.
+  const { startServer } = await import('./server.js');
   const server = await startServer(config);
   let stopping = false;
   const stop = (signal: string): void => {
@@ -123,10 +129,38 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (command === 'serve') return serve(rest);
-  fail(`unknown command "${command}". Run "tributary --help".`);
+  // Client options may come before the command: `tributary -n shop get brokers`.
+  const at = commandIndex(argv);
+  const name = at === undefined ? undefined : argv[at];
+  if (name !== undefined && Object.hasOwn(COMMANDS, name)) {
+    return runClientCommand(name, [...argv.slice(0, at), ...argv.slice(at! + 1)]);
+  }
+  fail(`unknown command "${name ?? command}". Run "tributary --help".`);
 }
 
-main(process.argv.slice(2)).catch((error: unknown) => {
+/** Client options that take a value, so that the value is not taken for the command. */
+const VALUE_OPTIONS = new Set(['--server', '--token', '--namespace', '-n', '--output', '-o']);
+
+/** Where the command word is: the first argument that is neither an option nor an option's value. */
+function commandIndex(argv: readonly string[]): number | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('-')) return i;
+    if (VALUE_OPTIONS.has(arg)) i++;
+  }
+  return undefined;
+}
+
+/** A CliError prints its message (and details, indented) on stderr and exits with its code. */
+function report(error: unknown): never {
+  if (error instanceof CliError) {
+    const prefix = error.exitCode === 2 ? 'tributary' : 'error';
+    const lines = [`${prefix}: ${error.message}`, ...error.details.map((d) => `  ${d}`)];
+    process.stderr.write(`${lines.join('\n')}\n`);
+    process.exit(error.exitCode);
+  }
   process.stderr.write(`tributary: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);
-});
+}
+
+main(process.argv.slice(2)).catch(report);

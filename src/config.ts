@@ -42,6 +42,8 @@ export interface Config {
   readonly webhookDedupWindow: number;
   /** How long an exclusive source's lease lasts without a renewal (failover time), in ms. */
   readonly sourceLeaseTtl: number;
+  /** How often the event type catalog writes its counts, in ms. */
+  readonly eventTypesFlushInterval: number;
   /** Directory of the files `secretKeyRef: {name, key}` names (`<dir>/<name>/<key>`). */
   readonly secretsDir: string;
   readonly logLevel: LogLevel;
@@ -86,6 +88,8 @@ export interface Config {
   readonly kafkaTlsCa?: string;
   readonly kafkaTlsCert?: string;
   readonly kafkaTlsKey?: string;
+  /** OTLP/HTTP endpoint that turns tracing on (else OTEL_EXPORTER_OTLP_*); absent: tracing off. */
+  readonly otelEndpoint?: string;
 }
 
 type Kind =
@@ -102,7 +106,8 @@ type Kind =
   | 'saslMechanism'
   | 'topicTemplate'
   | 'topicConfig'
-  | 'prefix';
+  | 'prefix'
+  | 'httpUrl';
 
 export interface OptionSpec {
   readonly key: keyof Config;
@@ -216,6 +221,13 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: 'duration',
     default: '15s',
     help: 'How long a replica holds an ApiServerSource without renewing its lease; another takes over after that.',
+  },
+  {
+    key: 'eventTypesFlushInterval',
+    flag: 'event-types-flush-interval',
+    kind: 'duration',
+    default: '5s',
+    help: 'How often the event type catalog adds the counts of this replica to the store.',
   },
   {
     key: 'secretsDir',
@@ -416,6 +428,12 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: 'string',
     help: 'PEM key of the Kafka client certificate.',
   },
+  {
+    key: 'otelEndpoint',
+    flag: 'otel-endpoint',
+    kind: 'httpUrl',
+    help: 'OTLP/HTTP collector URL (e.g. http://127.0.0.1:4318; /v1/traces is added) that turns tracing on; else OTEL_EXPORTER_OTLP_ENDPOINT. Off by default.',
+  },
 ];
 
 /** Environment variable of an option: --data-dir -> TRIBUTARY_DATA_DIR. */
@@ -590,6 +608,17 @@ function convert(spec: OptionSpec, raw: unknown): { value?: unknown; problem?: s
       return PREFIX.test(text)
         ? { value: text }
         : { problem: `"${text}" is not 1 to 32 letters, digits, "-" or "_"` };
+    case 'httpUrl': {
+      let url: URL | undefined;
+      try {
+        url = new URL(text.trim());
+      } catch {
+        url = undefined;
+      }
+      return url !== undefined && (url.protocol === 'http:' || url.protocol === 'https:')
+        ? { value: text.trim() }
+        : { problem: `"${redactUrls(text)}" is not an http:// or https:// URL` };
+    }
   }
 }
 

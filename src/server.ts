@@ -15,10 +15,19 @@ import { healthPlugin } from './api/health.js';
 import { ingressPlugin } from './api/ingress.js';
 import { managementPlugin } from './api/management.js';
 import { webhooksPlugin } from './api/webhooks.js';
+import { eventStreamPlugin } from './api/event-stream.js';
+import { eventTypesPlugin } from './api/eventtypes.js';
+import { subscriptionsPlugin } from './api/subscriptions.js';
+import { EventTypeCatalog } from './broker/event-types.js';
+import { metricsPlugin } from './api/metrics.js';
+import { MeshMetrics } from './telemetry/metrics.js';
+import { createTracing } from './telemetry/tracing.js';
+import { consolePlugin } from './api/console.js';
 import { PULLING_ADAPTERS, WEBHOOK_ADAPTERS } from './adapters/index.js';
 import { thisProcess } from './sources/lease.js';
 import { SourceRuntime } from './sources/runtime.js';
 import { installProblemHandlers } from './api/problem.js';
+import { openApiPlugin } from './api/openapi.js';
 import { redactUrls, type Config } from './config.js';
 import { DEFAULT_BROKER, DEFAULT_NAMESPACE } from './core/resources/types.js';
 
@@ -144,6 +153,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const backend = await openBackend(config, log);
   // Metrics, tracing, the event type catalog and live tails watch the mesh through this hub.
   const observers = new ObserverHub((error) => log.warn({ err: error }, 'an observer failed'));
+  const metrics = new MeshMetrics();
+  // Tracing is off unless --otel-endpoint or OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set.
+  const tracing = createTracing({ endpoint: config.otelEndpoint, env: process.env });
+  observers.add(metrics);
+  observers.add(tracing.observer);
   const controlPlane = new ControlPlane({
     observers,
     backend,
@@ -153,6 +167,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
     maxTtl: config.maxTtl,
     retentionMs: config.retention,
     log,
+  });
+  metrics.watchBacklog({
+    triggers: () => controlPlane.subscribedTriggers(),
+    backlog: (id, broker) => backend.eventLog.backlog(id, broker),
   });
   const service = new ResourceService(backend.resources, controlPlane);
   const writer = new BrokerWriter({
@@ -183,9 +201,19 @@ export async function startServer(config: Config): Promise<RunningServer> {
     },
   });
   controlPlane.attachSources(sources);
+  // The event types each broker stores and each source emits, counted and stored every few seconds.
+  const eventTypes = new EventTypeCatalog({
+    store: backend.resources,
+    flushIntervalMs: config.eventTypesFlushInterval,
+    onError: (error) => log.warn({ err: error }, 'could not store event type counts'),
+    onLimit: (namespace, limit) =>
+      log.warn({ namespace, limit }, 'too many event types; new ones are not counted'),
+  });
+  observers.add(eventTypes);
 
   try {
     await controlPlane.start();
+    await eventTypes.start();
     // A new store gets the broker `default` in namespace `default`, as promised by the README.
     if (
       (await backend.resources.list('brokers')).length === 0 &&
@@ -201,6 +229,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
     }
 
     installProblemHandlers(app);
+    // First: the OpenAPI document learns every route registered after it.
+    await app.register(openApiPlugin);
+    // Before the ingress: its hooks watch the ingress routes registered after it.
+    await app.register(metricsPlugin({ metrics, tracing }));
     await app.register(
       healthPlugin({
         notReadyReason: () =>
@@ -236,11 +268,17 @@ export async function startServer(config: Config): Promise<RunningServer> {
         isClosing: () => closing,
       }),
     );
+    await app.register(eventStreamPlugin({ observers, service }));
+    await app.register(eventTypesPlugin({ catalog: eventTypes }));
+    await app.register(subscriptionsPlugin({ service }));
+    await app.register(consolePlugin());
     await app.listen({ port: config.port, host: config.host });
   } catch (error) {
     await controlPlane.stop(Date.now());
     await app.close();
+    await eventTypes.stop().catch(() => {});
     await backend.close();
+    await tracing.shutdown();
     throw error;
   }
 
@@ -263,8 +301,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
         await app.close();
         await sources.stop();
         await controlPlane.stop(deadline);
+        // After everything that stores events has stopped: the last counts are written.
+        await eventTypes.stop();
         destroyAgents();
         await backend.close();
+        await tracing.shutdown();
         log.info('tributary stopped');
       })()),
   };

@@ -9,6 +9,15 @@ import type { BrokerWriter } from '../broker/broker-writer.js';
 import { OTHER_METHODS, rawBodies } from './raw-body.js';
 import { RESERVED_NAMESPACES } from '../core/resources/validate.js';
 import type { ControlPlane } from '../broker/control-plane.js';
+import {
+  documentOnlyResponses,
+  empty,
+  IngressBody,
+  IngressHeaders,
+  IngressParams,
+  problems,
+  routeSchema,
+} from './schemas.js';
 
 export interface IngressOptions {
   readonly writer: BrokerWriter;
@@ -18,13 +27,34 @@ export interface IngressOptions {
 }
 
 const ALLOW = 'POST, OPTIONS';
+const ROUTE = '/:namespace/:broker';
+
+function capitalized(method: string): string {
+  return method.charAt(0) + method.slice(1).toLowerCase();
+}
 
 export function ingressPlugin(options: IngressOptions): FastifyPluginAsync {
   return async (app: FastifyInstance) => {
     rawBodies(app, options.maxEventSize);
+    documentOnlyResponses(app);
 
     app.post<{ Params: { namespace: string; broker: string } }>(
-      '/:namespace/:broker',
+      ROUTE,
+      {
+        schema: routeSchema({
+          tag: 'ingress',
+          operationId: 'sendEvents',
+          summary: 'Send CloudEvents to a broker',
+          description:
+            'Binary mode (the attributes as ce- headers, the data as the body), structured mode (application/cloudevents+json) or batch mode (application/cloudevents-batch+json). Answers 202 once every event is durably stored.',
+          params: IngressParams,
+          request: { body: IngressBody, headers: IngressHeaders, optionalBody: true },
+          response: {
+            202: empty('Stored durably'),
+            ...problems(400, 404, 413, 415, 503),
+          },
+        }),
+      },
       async (request, reply) => {
         const { namespace, broker } = request.params;
         if (options.isClosing()) {
@@ -39,28 +69,62 @@ export function ingressPlugin(options: IngressOptions): FastifyPluginAsync {
       },
     );
 
-    app.options('/:namespace/:broker', async (_request, reply) =>
-      reply
-        .code(200)
-        .header('allow', ALLOW)
-        .header('webhook-allowed-origin', '*')
-        .header('webhook-allowed-rate', '*')
-        .send(),
+    app.options(
+      ROUTE,
+      {
+        schema: routeSchema({
+          tag: 'ingress',
+          operationId: 'ingressOptions',
+          summary: 'The allowed methods, and the CloudEvents webhook validation headers',
+          params: IngressParams,
+          response: {
+            200: {
+              ...empty('Allowed: POST, OPTIONS'),
+              headers: {
+                allow: { type: 'string' },
+                'webhook-allowed-origin': { type: 'string' },
+                'webhook-allowed-rate': { type: 'string' },
+              },
+            },
+            ...problems(400),
+          },
+        }),
+      },
+      async (_request, reply) =>
+        reply
+          .code(200)
+          .header('allow', ALLOW)
+          .header('webhook-allowed-origin', '*')
+          .header('webhook-allowed-rate', '*')
+          .send(),
     );
 
-    app.route<{ Params: { namespace: string; broker: string } }>({
-      method: [...OTHER_METHODS],
-      url: '/:namespace/:broker',
-      handler: async (request, reply) => {
-        if (RESERVED_NAMESPACES.has(request.params.namespace)) {
-          throw new TributaryError('NOT_FOUND', `Nothing at ${request.method} ${request.url}`);
-        }
-        void reply.header('allow', ALLOW);
-        throw new TributaryError(
-          'METHOD_NOT_ALLOWED',
-          `${request.method} is not allowed here; events are sent with POST`,
-        );
-      },
-    });
+    // One route per method, so that each has its own operation in the document.
+    for (const method of OTHER_METHODS) {
+      app.route<{ Params: { namespace: string; broker: string } }>({
+        method,
+        url: ROUTE,
+        schema: routeSchema({
+          tag: 'ingress',
+          operationId: `ingress${capitalized(method)}NotAllowed`,
+          summary: `${method} is not allowed: events are sent with POST`,
+          params: IngressParams,
+          response: problems(400, 404, 405),
+        }),
+        // HEAD is a route of its own here, not the one fastify derives from GET.
+        exposeHeadRoute: false,
+        ...(method === 'HEAD' ? { config: { swagger: { exposeHeadRoute: true } } } : {}),
+        handler: async (request, reply) => {
+          if (RESERVED_NAMESPACES.has(request.params.namespace)) {
+            throw new TributaryError('NOT_FOUND', `Nothing at ${request.method} ${request.url}`);
+          }
+          void reply.header('allow', ALLOW);
+          throw new TributaryError(
+            'METHOD_NOT_ALLOWED',
+            `${request.method} is not allowed here; events are sent with POST`,
+          );
+        },
+      });
+    }
   };
 }

@@ -11,6 +11,24 @@ import type { ControlPlane } from '../broker/control-plane.js';
 import type { ResourceService } from '../broker/resource-service.js';
 import type { EventLog, StoredResource } from '../backends/contracts.js';
 import { serializeStructuredEvent } from '../core/codec/index.js';
+import {
+  ApplyBody,
+  ApplyResult,
+  DeadLetterPage,
+  DeadLetterQuery,
+  documentOnlyResponses,
+  ItemParams,
+  json,
+  NamespaceParams,
+  problems,
+  RedriveBody,
+  ref,
+  ReplayBody,
+  RESOURCE_BODIES,
+  RESOURCE_CONSUMES,
+  routeSchema,
+  TriggerParams as TriggerParamsSchema,
+} from './schemas.js';
 
 export interface ManagementOptions {
   readonly service: ResourceService;
@@ -40,10 +58,6 @@ function parseYamlBody(text: string): YamlDocuments {
   return new YamlDocuments(
     list.map((doc) => doc.toJS() as unknown).filter((doc) => doc !== null && doc !== undefined),
   );
-}
-
-function isCollection(value: string): value is ApiCollection {
-  return (COLLECTIONS as readonly string[]).includes(value);
 }
 
 function baseUrl(request: FastifyRequest): string {
@@ -79,6 +93,7 @@ function singleDocument(body: unknown): unknown {
 export function managementPlugin(options: ManagementOptions): FastifyPluginAsync {
   const { service, controlPlane, eventLog } = options;
   return async (app: FastifyInstance) => {
+    documentOnlyResponses(app);
     app.addContentTypeParser(
       YAML_TYPES,
       { parseAs: 'string', bodyLimit: options.bodyLimit },
@@ -96,61 +111,117 @@ export function managementPlugin(options: ManagementOptions): FastifyPluginAsync
       stored: StoredResource,
     ): Promise<Record<string, unknown>> => controlPlane.withStatus(stored, baseUrl(request));
 
-    const keyOf = (params: {
-      namespace: string;
-      collection: string;
-      name: string;
-    }): ResourceKey & { readonly collection: ApiCollection } => {
-      if (!isCollection(params.collection)) {
-        throw new TributaryError(
-          'NOT_FOUND',
-          `No collection "${params.collection}"; use ${COLLECTIONS.join(', ')}`,
-        );
-      }
-      return { collection: params.collection, namespace: params.namespace, name: params.name };
-    };
+    type ListParams = { Params: { namespace: string } };
+    type ItemParams = { Params: { namespace: string; name: string } };
 
-    type ListParams = { Params: { namespace: string; collection: string } };
-    type ItemParams = { Params: { namespace: string; collection: string; name: string } };
+    // One set of routes per collection, so that each has its own operations and body in the
+    // document; an unknown collection is answered 404 by the not-found handler.
+    for (const collection of COLLECTIONS) {
+      const { kind, schema } = COLLECTION_DOCS[collection];
+      const base = `/v1/namespaces/:namespace/${collection}`;
+      const keyOf = (params: {
+        namespace: string;
+        name: string;
+      }): ResourceKey & {
+        readonly collection: ApiCollection;
+      } => ({ collection, namespace: params.namespace, name: params.name });
 
-    app.get<ListParams>('/v1/namespaces/:namespace/:collection', async (request) => {
-      const { collection, namespace } = keyOf({ ...request.params, name: '' });
-      const items = await service.list(collection, namespace);
-      return {
-        apiVersion: 'v1',
-        kind: 'List',
-        items: await Promise.all(items.map((s) => render(request, s))),
-      };
-    });
-
-    app.get<ItemParams>('/v1/namespaces/:namespace/:collection/:name', async (request) => {
-      const key = keyOf(request.params);
-      const stored = await service.get(key);
-      if (stored === undefined) throw notFound(key);
-      return render(request, stored);
-    });
-
-    app.put<ItemParams>('/v1/namespaces/:namespace/:collection/:name', async (request, reply) => {
-      const key = keyOf(request.params);
-      const checked = service.check(
-        singleDocument(request.body),
-        key.collection,
-        key.namespace,
-        key.name,
+      app.get<ListParams>(
+        base,
+        {
+          schema: routeSchema({
+            tag: 'management',
+            operationId: `list${kind}s`,
+            summary: `List the ${collection} of a namespace`,
+            params: NamespaceParams,
+            response: {
+              200: json(`The ${collection}, with their status`, ref('ResourceList')),
+              ...problems(400),
+            },
+          }),
+        },
+        async (request) => {
+          const items = await service.list(collection, request.params.namespace);
+          return {
+            apiVersion: 'v1',
+            kind: 'List',
+            items: await Promise.all(items.map((s) => render(request, s))),
+          };
+        },
       );
-      assertNoProblems(checked.problems);
-      const result = await service.put(key.collection, checked.resource!);
-      return reply
-        .code(result.action === 'created' ? 201 : 200)
-        .send(await render(request, result.stored));
-    });
 
-    app.delete<ItemParams>('/v1/namespaces/:namespace/:collection/:name', async (request) => {
-      const key = keyOf(request.params);
-      const deleted = await service.delete(key);
-      if (deleted === undefined) throw notFound(key);
-      return deleted.resource;
-    });
+      app.get<ItemParams>(
+        `${base}/:name`,
+        {
+          schema: routeSchema({
+            tag: 'management',
+            operationId: `get${kind}`,
+            summary: `Read one ${kind}, with its status`,
+            params: ItemParams,
+            response: { 200: json(`The ${kind}`, schema), ...problems(400, 404) },
+          }),
+        },
+        async (request) => {
+          const key = keyOf(request.params);
+          const stored = await service.get(key);
+          if (stored === undefined) throw notFound(key);
+          return render(request, stored);
+        },
+      );
+
+      app.put<ItemParams>(
+        `${base}/:name`,
+        {
+          schema: routeSchema({
+            tag: 'management',
+            operationId: `put${kind}`,
+            summary: `Create or replace a ${kind}`,
+            description:
+              'JSON or YAML; Knative manifests are accepted as they are. The name and namespace come from the URL (metadata may repeat them). An invalid resource is refused with every problem and its field path.',
+            params: ItemParams,
+            request: { body: RESOURCE_BODIES[collection], consumes: RESOURCE_CONSUMES },
+            response: {
+              200: json('Replaced (or unchanged)', schema),
+              201: json('Created', schema),
+              ...problems(400, 409, 413, 415),
+            },
+          }),
+        },
+        async (request, reply) => {
+          const key = keyOf(request.params);
+          const checked = service.check(
+            singleDocument(request.body),
+            key.collection,
+            key.namespace,
+            key.name,
+          );
+          assertNoProblems(checked.problems);
+          const result = await service.put(key.collection, checked.resource!);
+          return reply
+            .code(result.action === 'created' ? 201 : 200)
+            .send(await render(request, result.stored));
+        },
+      );
+
+      app.delete<ItemParams>(
+        `${base}/:name`,
+        {
+          schema: routeSchema({
+            tag: 'management',
+            operationId: `delete${kind}`,
+            summary: `Delete a ${kind}`,
+            params: ItemParams,
+            response: { 200: json(`The deleted ${kind}`, schema), ...problems(400, 404) },
+          }),
+        },
+        async (request) => {
+          const key = keyOf(request.params);
+          const deleted = await service.delete(key);
+          if (deleted === undefined) throw notFound(key);
+          return deleted.resource;
+        },
+      );
+    }
 
     // ---- trigger operations: dead letters and replay ----
 
@@ -161,11 +232,25 @@ export function managementPlugin(options: ManagementOptions): FastifyPluginAsync
       name: params.name,
     });
 
-    app.get<TriggerParams & { Querystring: { after?: string; limit?: string } }>(
+    app.get<TriggerParams & { Querystring: { after?: string; limit?: number } }>(
       '/v1/namespaces/:namespace/triggers/:name/deadletters',
+      {
+        schema: routeSchema({
+          tag: 'management',
+          operationId: 'listDeadLetters',
+          summary: "A page of a trigger's dead letters, oldest first",
+          params: TriggerParamsSchema,
+          querystring: DeadLetterQuery,
+          response: {
+            200: json('The page, and the total kept', DeadLetterPage),
+            ...problems(400, 404),
+          },
+        }),
+      },
       async (request) => {
         const { id, broker } = controlPlane.subscriptionOf(triggerKey(request.params));
-        const limit = parseLimit(request.query.limit);
+        // Checked (1 to MAX_PAGE) and defaulted by the route's querystring schema.
+        const limit = request.query.limit ?? DEFAULT_PAGE;
         const page = {
           limit,
           ...(request.query.after === undefined ? {} : { after: request.query.after }),
@@ -191,6 +276,22 @@ export function managementPlugin(options: ManagementOptions): FastifyPluginAsync
 
     app.post<TriggerParams>(
       '/v1/namespaces/:namespace/triggers/:name/deadletters/redrive',
+      {
+        schema: routeSchema({
+          tag: 'management',
+          operationId: 'redriveDeadLetters',
+          summary: "Deliver a trigger's dead letters again (some, or all)",
+          params: TriggerParamsSchema,
+          request: { body: RedriveBody, optionalBody: true },
+          response: {
+            200: json('How many were handed back for delivery', {
+              type: 'object',
+              properties: { redriven: { type: 'integer' } },
+            }),
+            ...problems(400, 404),
+          },
+        }),
+      },
       async (request) => {
         const { id, broker } = controlPlane.subscriptionOf(triggerKey(request.params));
         const ids = redriveIds(request.body);
@@ -200,6 +301,22 @@ export function managementPlugin(options: ManagementOptions): FastifyPluginAsync
 
     app.post<TriggerParams>(
       '/v1/namespaces/:namespace/triggers/:name/replay',
+      {
+        schema: routeSchema({
+          tag: 'management',
+          operationId: 'replayTrigger',
+          summary: 'Deliver the retained events of the broker again, from a time',
+          params: TriggerParamsSchema,
+          request: { body: ReplayBody },
+          response: {
+            202: json('The trigger restarts from that time', {
+              type: 'object',
+              properties: { from: { type: 'string', format: 'date-time' } },
+            }),
+            ...problems(400, 404),
+          },
+        }),
+      },
       async (request, reply) => {
         const { id, broker } = controlPlane.subscriptionOf(triggerKey(request.params));
         const from = replayFrom(request.body);
@@ -208,56 +325,69 @@ export function managementPlugin(options: ManagementOptions): FastifyPluginAsync
       },
     );
 
-    app.post('/v1/apply', async (request) => {
-      const checked = service.checkAll(documentsOf(request.body));
-      assertNoProblems(checked.problems, 'apply request');
-      const items = [];
-      for (const [i, { collection, resource }] of checked.resources!.entries()) {
-        let result;
-        try {
-          result = await service.put(collection, resource);
-        } catch (error) {
-          if (!(error instanceof TributaryError) || error.problems.length === 0) throw error;
-          const applied = i === 0 ? 'none was applied' : `documents [0] to [${i - 1}] were applied`;
-          throw new TributaryError(
-            error.code,
-            `Document [${i}] was refused; ${applied}: ${error.message}`,
-            {
-              problems: error.problems.map((p) => ({
-                field: `[${i}].${p.field}`,
-                message: p.message,
-              })),
-            },
-          );
+    app.post(
+      '/v1/apply',
+      {
+        schema: routeSchema({
+          tag: 'management',
+          operationId: 'applyResources',
+          summary: 'Create or replace one or many resources of any kind',
+          description:
+            'Resources are checked all first: when one is invalid, none is applied and each problem names its document ([1].spec.broker).',
+          request: { body: ApplyBody, consumes: RESOURCE_CONSUMES },
+          response: {
+            200: json('What was done to each resource, in order', ApplyResult),
+            ...problems(400, 409, 413, 415),
+          },
+        }),
+      },
+      async (request) => {
+        const checked = service.checkAll(documentsOf(request.body));
+        assertNoProblems(checked.problems, 'apply request');
+        const items = [];
+        for (const [i, { collection, resource }] of checked.resources!.entries()) {
+          let result;
+          try {
+            result = await service.put(collection, resource);
+          } catch (error) {
+            if (!(error instanceof TributaryError) || error.problems.length === 0) throw error;
+            const applied =
+              i === 0 ? 'none was applied' : `documents [0] to [${i - 1}] were applied`;
+            throw new TributaryError(
+              error.code,
+              `Document [${i}] was refused; ${applied}: ${error.message}`,
+              {
+                problems: error.problems.map((p) => ({
+                  field: `[${i}].${p.field}`,
+                  message: p.message,
+                })),
+              },
+            );
+          }
+          const { kind, metadata } = result.stored.resource;
+          items.push({
+            kind,
+            namespace: metadata.namespace,
+            name: metadata.name,
+            action: result.action,
+            resource: await render(request, result.stored),
+          });
         }
-        const { kind, metadata } = result.stored.resource;
-        items.push({
-          kind,
-          namespace: metadata.namespace,
-          name: metadata.name,
-          action: result.action,
-          resource: await render(request, result.stored),
-        });
-      }
-      return { items };
-    });
+        return { items };
+      },
+    );
   };
 }
 
-const MAX_PAGE = 1000;
+/** Dead letters per page when the query does not say. */
+const DEFAULT_PAGE = 100;
 
-function parseLimit(text: string | undefined): number {
-  if (text === undefined) return 100;
-  const n = /^\d+$/.test(text) ? Number(text) : NaN;
-  if (!(n >= 1 && n <= MAX_PAGE)) {
-    throw new TributaryError('BAD_REQUEST', `limit must be a whole number from 1 to ${MAX_PAGE}`, {
-      problems: [
-        { field: 'limit', message: `must be a whole number from 1 to ${MAX_PAGE}, got "${text}"` },
-      ],
-    });
-  }
-  return n;
-}
+/** What each collection holds, for the document. */
+const COLLECTION_DOCS: Record<ApiCollection, { kind: string; schema: Record<string, unknown> }> = {
+  brokers: { kind: 'Broker', schema: ref('Broker') },
+  triggers: { kind: 'Trigger', schema: ref('Trigger') },
+  sources: { kind: 'Source', schema: ref('Source') },
+};
 
 /** `{"ids": ["3", "7"]}` redrives those; no body, or no `ids`, redrives all. */
 function redriveIds(body: unknown): string[] | undefined {

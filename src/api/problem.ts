@@ -29,9 +29,34 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'BAD_REQUEST',
 };
 
+/** A route schema's validation failure (path parameters, query string): one problem per issue. */
+function validationError(error: Partial<FastifyError>): TributaryError | undefined {
+  if (!Array.isArray(error.validation)) return undefined;
+  const problems = error.validation.map((issue) => {
+    const segments = issue.instancePath
+      .split('/')
+      .slice(1)
+      .map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'));
+    const missing = issue.params.missingProperty ?? issue.params.additionalProperty;
+    if (typeof missing === 'string') segments.push(missing);
+    const field = segments.reduce(
+      (path, s) => (/^\d+$/.test(s) ? `${path}[${s}]` : path === '' ? s : `${path}.${s}`),
+      '',
+    );
+    return { field: field || (error.validationContext ?? 'request'), message: issue.message ?? '' };
+  });
+  const summary = problems.map((p) => `${p.field}: ${p.message}`).join('; ');
+  return new TributaryError('BAD_REQUEST', `The request is not valid: ${summary}`, {
+    problems,
+    cause: error,
+  });
+}
+
 export function toTributaryError(error: unknown): TributaryError {
   if (isTributaryError(error)) return error;
   const fastifyError = error as Partial<FastifyError>;
+  const invalid = validationError(fastifyError);
+  if (invalid !== undefined) return invalid;
   const code = fastifyError.code === undefined ? undefined : FASTIFY_CODES[fastifyError.code];
   if (code !== undefined) return new TributaryError(code, fastifyError.message, { cause: error });
   if (

@@ -7,6 +7,15 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { TributaryError } from '../core/errors.js';
 import type { SourceRuntime } from '../sources/runtime.js';
 import { OTHER_METHODS, rawBodies } from './raw-body.js';
+import {
+  documentOnlyResponses,
+  json,
+  problems,
+  routeSchema,
+  WebhookBody,
+  WebhookHeaders,
+  WebhookParams,
+} from './schemas.js';
 
 export interface WebhooksOptions {
   readonly runtime: SourceRuntime;
@@ -17,13 +26,41 @@ export interface WebhooksOptions {
 
 const ROUTE = '/webhooks/:namespace/:source';
 
+const Answer = {
+  type: 'object',
+  properties: { message: { type: 'string' } },
+};
+
+function capitalized(method: string): string {
+  return method.charAt(0) + method.slice(1).toLowerCase();
+}
+
 export function webhooksPlugin(options: WebhooksOptions): FastifyPluginAsync {
   return async (app: FastifyInstance) => {
     rawBodies(app, options.maxBody);
+    documentOnlyResponses(app);
 
     app.post<{ Params: { namespace: string; source: string } }>(
       ROUTE,
-      { bodyLimit: options.maxBody },
+      {
+        bodyLimit: options.maxBody,
+        schema: routeSchema({
+          tag: 'webhooks',
+          operationId: 'receiveWebhook',
+          summary: 'A GitHub or GitLab webhook delivery for a source',
+          description:
+            "Point the repository's webhook here. The body is kept byte for byte (signatures are checked over it) and becomes the event's data; the source's sink gets the event.",
+          params: WebhookParams,
+          request: { body: WebhookBody, headers: WebhookHeaders },
+          response: {
+            '2XX': json(
+              'Accepted: stored in the broker, delivered to the direct sink, or a duplicate or ping answered',
+              Answer,
+            ),
+            ...problems(400, 401, 404, 413, 502, 503),
+          },
+        }),
+      },
       async (request, reply) => {
         if (options.isClosing()) {
           throw new TributaryError('SHUTTING_DOWN', undefined, { retryAfter: 1 });
@@ -38,16 +75,29 @@ export function webhooksPlugin(options: WebhooksOptions): FastifyPluginAsync {
       },
     );
 
-    app.route<{ Params: { namespace: string; source: string } }>({
-      method: [...OTHER_METHODS],
-      url: ROUTE,
-      handler: async (request, reply) => {
-        void reply.header('allow', 'POST');
-        throw new TributaryError(
-          'METHOD_NOT_ALLOWED',
-          `${request.method} is not allowed here; webhooks are sent with POST`,
-        );
-      },
-    });
+    // One route per method, so that each has its own operation in the document.
+    for (const method of OTHER_METHODS) {
+      app.route<{ Params: { namespace: string; source: string } }>({
+        method,
+        url: ROUTE,
+        schema: routeSchema({
+          tag: 'webhooks',
+          operationId: `webhook${capitalized(method)}NotAllowed`,
+          summary: `${method} is not allowed: webhooks are sent with POST`,
+          params: WebhookParams,
+          response: problems(400, 405),
+        }),
+        // HEAD is a route of its own here, not the one fastify derives from GET.
+        exposeHeadRoute: false,
+        ...(method === 'HEAD' ? { config: { swagger: { exposeHeadRoute: true } } } : {}),
+        handler: async (request, reply) => {
+          void reply.header('allow', 'POST');
+          throw new TributaryError(
+            'METHOD_NOT_ALLOWED',
+            `${request.method} is not allowed here; webhooks are sent with POST`,
+          );
+        },
+      });
+    }
   };
 }

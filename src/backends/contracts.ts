@@ -144,6 +144,29 @@ export interface EventLog {
   ): Promise<DeadLetterRecord[]>;
   countDeadLetters(id: string, broker: BrokerRef): Promise<number>;
   /**
+   * The subscription's backlog: how many events of the broker it has not finished yet. That is
+   * the events appended after its position and not handed out yet, those handed out and not
+   * settled, and those waiting for a retry (a redriven dead letter included). Dead letters kept
+   * are not backlog (see countDeadLetters). Undefined for an unknown subscription or broker.
+   *
+   * Cheap enough to be read at every metrics scrape, per subscription, so it is not always exact.
+   * It never misses work that is left; it may count more than is left, as follows:
+   * - embedded: the events of the broker after the subscription's cursor (in memory while a
+   *   member is joined: the cursor stops below the oldest first attempt not settled), plus the
+   *   retries stored at or below it. Events after the cursor that are already done (settled out
+   *   of order, or rejected by the filter) count until the cursor passes them. Counting costs an
+   *   index range scan over the backlog itself.
+   * - NATS: the pending and ack-pending messages of the subscription's consumer on the broker's
+   *   stream, plus those of its consumer on the retry stream. Events the filter rejects count
+   *   until a member passes over them; a nak counts twice for the moment between publishing the
+   *   retry record and acking the original.
+   * - Kafka: over every partition of the broker's topic and of its redrive topic, the end offset
+   *   minus the group's committed offset (retries keep the offset uncommitted, so they are in
+   *   it). Commits trail settlements a little, and the redrive topic is shared by the broker's
+   *   subscriptions, so redrives of other subscriptions count until passed over.
+   */
+  backlog(id: string, broker: BrokerRef): Promise<number | undefined>;
+  /**
    * Hands dead letters (all of them, or those with the given ids) over again as first attempts
    * (attempt 1, no note) and removes them from the list, in one durable step; resolves with how
    * many. Works also when retention has removed the event from the log.

@@ -178,6 +178,18 @@ export class ControlPlane {
     };
   }
 
+  /** The triggers this replica delivers (Ready), with their subscription ids (the trigger uid). */
+  subscribedTriggers(): { namespace: string; name: string; broker: string; id: string }[] {
+    const found: { namespace: string; name: string; broker: string; id: string }[] = [];
+    for (const state of this.triggers.values()) {
+      if (state.dispatcher?.ready !== true) continue;
+      const trigger = triggerOf(state.stored);
+      const { namespace, name } = state.stored.key;
+      found.push({ namespace, name, broker: trigger.spec.broker, id: trigger.metadata.uid! });
+    }
+    return found;
+  }
+
   /** Resolves true once this replica has reconciled `key` at `revision` or later. */
   awaitReconciled(key: ResourceKey, revision: number, timeoutMs = 10_000): Promise<boolean> {
     return this.wait(

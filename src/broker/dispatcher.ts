@@ -26,7 +26,7 @@ import type { CompiledFilter } from '../core/filters.js';
 import { forDelivery, replyTtl } from '../core/ttl.js';
 import { failureOf, postEvent, type Failure } from './attempts.js';
 import type { SendOutcome } from './http-sender.js';
-import type { ObserverHub } from './observer.js';
+import type { DeliveryDestination, DispatchWatch, ObserverHub } from './observer.js';
 
 /** What the dispatcher needs to know about its trigger; replaced as a whole on every change. */
 export interface TriggerTarget {
@@ -187,10 +187,19 @@ export class TriggerDispatcher {
 
   private async deliver(message: LogMessage): Promise<void> {
     const target = this.target;
+    const phase = readNote(message.note);
+    // Metrics and tracing follow the hand-over; undefined (and free) when nobody watches.
+    const watch = this.options.observers?.dispatchStarted({
+      namespace: target.namespace,
+      broker: target.broker,
+      trigger: target.name,
+      event: message.event,
+      handOver: message.attempt,
+      deadLetterPhase: phase !== undefined,
+    });
     try {
-      const phase = readNote(message.note);
-      if (phase !== undefined) await this.toDeadLetterSink(message, target, phase);
-      else await this.toSubscriber(message, target);
+      if (phase !== undefined) await this.toDeadLetterSink(message, target, phase, watch);
+      else await this.toSubscriber(message, target, watch);
     } catch (error) {
       // Settling failed for good (shutdown): the message stays unsettled and is handed over again
       // later; nothing is lost.
@@ -198,21 +207,42 @@ export class TriggerDispatcher {
         trigger: `${target.namespace}/${target.name}`,
         position: message.position,
       });
+    } finally {
+      watch?.finished?.();
     }
   }
 
-  private post(url: URL, event: CloudEvent, target: TriggerTarget): Promise<SendOutcome> {
-    return postEvent(url, event, {
+  private async post(
+    url: URL,
+    event: CloudEvent,
+    target: TriggerTarget,
+    watch: DispatchWatch | undefined,
+    destination: DeliveryDestination,
+  ): Promise<SendOutcome> {
+    const attempt = watch?.attempt?.(destination, url);
+    const outcome = await postEvent(url, event, {
       format: target.delivery.format,
       timeoutMs: target.delivery.timeoutMs,
       maxResponseBytes: this.options.maxResponseBytes,
-      headers: { prefer: 'reply', 'kn-namespace': target.namespace },
+      headers: { ...attempt?.headers, prefer: 'reply', 'kn-namespace': target.namespace },
       signal: this.abort.signal,
     });
+    attempt?.ended(outcome.result);
+    return outcome;
   }
 
-  private async toSubscriber(message: LogMessage, target: TriggerTarget): Promise<void> {
-    const outcome = await this.post(target.subscriber, forDelivery(message.event), target);
+  private async toSubscriber(
+    message: LogMessage,
+    target: TriggerTarget,
+    watch: DispatchWatch | undefined,
+  ): Promise<void> {
+    const outcome = await this.post(
+      target.subscriber,
+      forDelivery(message.event),
+      target,
+      watch,
+      'subscriber',
+    );
     if (this.abort.signal.aborted) return; // abandoned at shutdown: left unsettled on purpose
     const failure =
       outcome.result.kind === 'response' &&
@@ -223,6 +253,7 @@ export class TriggerDispatcher {
     if (failure === undefined) {
       await this.settle(() => message.ack());
       this.counters.delivered++;
+      watch?.settled?.('delivered');
       return;
     }
     this.noteError(`subscriber ${target.subscriber.href} ${failure.reason}`);
@@ -230,25 +261,32 @@ export class TriggerDispatcher {
     if (step.action === 'retry') {
       await this.settle(() => message.nak(step.delayMs));
       this.counters.retried++;
+      watch?.settled?.('retried');
       return;
     }
     if (target.delivery.deadLetterSinkUri === undefined) {
       await this.keep(
         message,
         target,
+        watch,
         `the subscriber ${failure.reason}; no dead-letter sink`,
         failure,
       );
       return;
     }
     const body = failure.response?.body.subarray(0, ERROR_DATA_LIMIT);
-    await this.toDeadLetterSink(message, target, {
-      attempt: 1,
-      ...(failure.response === undefined ? {} : { status: failure.response.status }),
-      ...(body === undefined || body.byteLength === 0
-        ? {}
-        : { body: Buffer.from(body).toString('base64') }),
-    });
+    await this.toDeadLetterSink(
+      message,
+      target,
+      {
+        attempt: 1,
+        ...(failure.response === undefined ? {} : { status: failure.response.status }),
+        ...(body === undefined || body.byteLength === 0
+          ? {}
+          : { body: Buffer.from(body).toString('base64') }),
+      },
+      watch,
+    );
   }
 
   /**
@@ -316,12 +354,18 @@ export class TriggerDispatcher {
     message: LogMessage,
     target: TriggerTarget,
     phase: DeadLetterPhase,
+    watch: DispatchWatch | undefined,
   ): Promise<void> {
     const sink = target.delivery.deadLetterSinkUri;
     const subscriberFailure = phase.status === undefined ? 'failed' : `answered ${phase.status}`;
     if (sink === undefined) {
       // The dead-letter sink was removed from the trigger while this event waited for it.
-      await this.keep(message, target, `the subscriber ${subscriberFailure}; no dead-letter sink`);
+      await this.keep(
+        message,
+        target,
+        watch,
+        `the subscriber ${subscriberFailure}; no dead-letter sink`,
+      );
       return;
     }
     const failed: FailedAttempt = {
@@ -334,6 +378,8 @@ export class TriggerDispatcher {
       url,
       deadLetterEvent(forDelivery(message.event), failed),
       target,
+      watch,
+      'dead_letter_sink',
     );
     if (this.abort.signal.aborted) return;
     if (
@@ -343,6 +389,7 @@ export class TriggerDispatcher {
     ) {
       await this.settle(() => message.ack());
       this.counters.deadLettered++;
+      watch?.settled?.('dead_lettered');
       return;
     }
     const failure = failureOf(outcome);
@@ -353,12 +400,14 @@ export class TriggerDispatcher {
         message.nak(step.delayMs, writeNote({ ...phase, attempt: phase.attempt + 1 })),
       );
       this.counters.retried++;
+      watch?.settled?.('retried');
       return;
     }
     // The last subscriber attempt and the first sink attempt shared one hand-over.
     await this.keep(
       message,
       target,
+      watch,
       `the subscriber ${subscriberFailure}, and the dead-letter sink ${failure.reason}`,
       failure,
       url.href,
@@ -370,6 +419,7 @@ export class TriggerDispatcher {
   private async keep(
     message: LogMessage,
     target: TriggerTarget,
+    watch: DispatchWatch | undefined,
     reason: string,
     failure?: Failure,
     destination = target.subscriber.href,
@@ -384,6 +434,7 @@ export class TriggerDispatcher {
       }),
     );
     this.counters.kept++;
+    watch?.settled?.('kept');
   }
 
   private noteError(message: string): void {

@@ -21,7 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { DeliveryLedger, ResourceStore, StoredResource } from '../backends/contracts.js';
 import { deliverDirect } from '../broker/attempts.js';
 import type { BrokerWriter } from '../broker/broker-writer.js';
-import type { EventOrigin, ObserverHub } from '../broker/observer.js';
+import type { EventOrigin, ObserverHub, SourceProblem } from '../broker/observer.js';
 import { backoffDelayMs } from '../core/backoff.js';
 import { deadLetterEvent, resolveDelivery, type ResolvedDelivery } from '../core/delivery.js';
 import type { CloudEvent } from '../core/event.js';
@@ -423,6 +423,7 @@ export class SourceRuntime {
     const changed = state.upstream.reason !== reason || state.upstream.message !== message;
     state.upstream = { connected: false, reason, message };
     state.counters.upstreamErrors++;
+    this.tell(state, 'upstream');
     this.noteError(state.counters, message);
     if (changed) {
       const { namespace, name } = state.stored.key;
@@ -454,6 +455,7 @@ export class SourceRuntime {
         signal.throwIfAborted();
         const message = (error as Error).message;
         state.counters.failed++;
+        this.tell(state, 'sink_failed');
         state.sinkRefusal = message;
         this.noteError(state.counters, message);
       }
@@ -535,6 +537,7 @@ export class SourceRuntime {
       verdict = state.handler.handle(request, new Date());
     } catch (error) {
       counters.rejected++;
+      this.tell(state, 'rejected');
       if (isTributaryError(error)) this.noteError(counters, `refused: ${error.message}`);
       throw error;
     }
@@ -559,6 +562,7 @@ export class SourceRuntime {
     } catch (error) {
       this.recent.release(id);
       counters.failed++;
+      this.tell(state, 'sink_failed');
       this.noteError(counters, (error as Error).message);
       throw error;
     }
@@ -629,6 +633,16 @@ export class SourceRuntime {
   private sinkUrl(state: SourceState): string {
     const sink = state.sink;
     return 'broker' in sink ? `/${sink.broker.namespace}/${sink.broker.name}` : sink.uri.href;
+  }
+
+  /** Tells the observers (metrics) of a problem of the source of `state`. */
+  private tell(state: SourceState, reason: SourceProblem['reason']): void {
+    this.options.observers?.sourceProblem({
+      namespace: state.stored.key.namespace,
+      source: state.stored.key.name,
+      sourceKind: state.stored.resource.kind,
+      reason,
+    });
   }
 
   private noteError(counters: SourceCounters, message: string): void {

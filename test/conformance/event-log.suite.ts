@@ -20,6 +20,7 @@ import type {
 import type { CloudEvent } from '../../src/core/event.js';
 import { compileTriggerFilter } from '../../src/core/filters.js';
 import { Collector } from '../support/collector.js';
+import { until } from '../support/delivery.js';
 import type { BackendHarness } from './harness.js';
 import {
   bytesEqual,
@@ -1640,6 +1641,60 @@ export function eventLogConformance(name: string, harness: BackendHarness): void
         await reopened.eventLog.append(broker, [makeEvent('marker')]);
         expect(await after.nextId()).toBe('marker');
         expect(after.ids()).toEqual(['kept', 'marker']);
+      });
+    });
+
+    describe('backlog', () => {
+      /** Resolves once the subscription's backlog is `expected` (backends may report it late). */
+      function backlogReaches(
+        log: EventLog,
+        id: string,
+        broker: BrokerRef,
+        expected: number,
+      ): Promise<number | undefined> {
+        return until(
+          `a backlog of ${expected}`,
+          () => log.backlog(id, broker),
+          (n) => n === expected,
+        );
+      }
+
+      it('counts events not finished: appended, then handed out, until they are acked', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        expect(await log.backlog(id, broker)).toBeUndefined();
+        expect(await log.backlog(id, uniqueBroker())).toBeUndefined();
+        await log.ensureSubscription({ id, broker, start: { from: 'earliest' } });
+        expect(await log.backlog(id, broker)).toBe(0);
+        await log.append(broker, makeEvents('b', 4));
+        await backlogReaches(log, id, broker, 4);
+        const member = await join(backend, { id, broker });
+        const messages = await member.messages.count(4);
+        // Handed out and not settled: still to do.
+        expect(await log.backlog(id, broker)).toBe(4);
+        await Promise.all(messages.map((message) => message.ack()));
+        await backlogReaches(log, id, broker, 0);
+        // Caught up (and idle), the subscription counts what comes next, while it is held.
+        await log.append(broker, makeEvents('c', 2));
+        const more = (await member.messages.count(6)).slice(4);
+        expect(await log.backlog(id, broker)).toBe(2);
+        await Promise.all(more.map((message) => message.ack()));
+        await backlogReaches(log, id, broker, 0);
+      });
+
+      it('counts an event waiting for a retry, not a dead letter kept', async () => {
+        const { backend, log, broker } = await withBroker();
+        const id = uniqueName('s');
+        await log.append(broker, [makeEvent('dead'), makeEvent('later')]);
+        const member = await join(backend, { id, broker });
+        const [dead, later] = await member.messages.count(2);
+        expect(idOf(dead!.event)).toBe('dead');
+        await dead!.deadLetter({ reason: 'gave up', attempts: 1 });
+        // A retry long after the test: it waits all along.
+        await later!.nak(600_000, 'waiting');
+        await backlogReaches(log, id, broker, 1);
+        expect(await log.countDeadLetters(id, broker)).toBe(1);
+        expect(member.messages.length).toBe(2);
       });
     });
 

@@ -62,6 +62,7 @@ describe('loadConfig defaults', () => {
       webhookMaxBody: 26_214_400,
       webhookDedupWindow: 86_400_000,
       sourceLeaseTtl: 15_000,
+      eventTypesFlushInterval: 5_000,
       secretsDir: './secrets',
       logLevel: 'info',
       natsUrl: 'nats://127.0.0.1:4222',
@@ -98,6 +99,7 @@ describe('loadConfig defaults', () => {
       'kafkaTlsCa',
       'kafkaTlsCert',
       'kafkaTlsKey',
+      'otelEndpoint',
     ]) {
       expect(key in config, key).toBe(false);
     }
@@ -117,6 +119,7 @@ describe('loadConfig defaults', () => {
       'kafkaTlsCa',
       'kafkaTlsCert',
       'kafkaTlsKey',
+      'otelEndpoint',
     ]);
   });
 
@@ -443,6 +446,7 @@ describe('config file', () => {
         'webhookMaxBody: 1MiB',
         'webhookDedupWindow: 1h',
         'sourceLeaseTtl: 2s',
+        'eventTypesFlushInterval: 250ms',
         'secretsDir: /run/secrets',
         'logLevel: trace',
         'natsUrl: nats://n1:4222,nats://n2:4222',
@@ -475,6 +479,7 @@ describe('config file', () => {
       webhookMaxBody: 1_048_576,
       webhookDedupWindow: 3_600_000,
       sourceLeaseTtl: 2000,
+      eventTypesFlushInterval: 250,
       secretsDir: '/run/secrets',
       logLevel: 'trace',
       natsUrl: 'nats://n1:4222,nats://n2:4222',

@@ -60,7 +60,7 @@ describe('validateNamespace', () => {
     expect(validateNamespace(ns, 'metadata.namespace')).toEqual([]);
   });
 
-  it.each(['v1', 'webhooks', 'docs', 'metrics', 'healthz', 'readyz', 'openapi.json'])(
+  it.each(['v1', 'webhooks', 'docs', 'metrics', 'healthz', 'readyz', 'openapi.json', 'ui'])(
     '%j is reserved',
     (ns) => {
       expect(RESERVED_NAMESPACES.has(ns)).toBe(true);

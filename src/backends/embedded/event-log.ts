@@ -218,6 +218,8 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
     >;
     listDeadLetters: Statement<[number, number, number], DeadLetterRow>;
     countDeadLetters: Statement<[number], { count: number }>;
+    countAfter: Statement<[number, number], { count: number }>;
+    countRetriesThrough: Statement<[number, number], { count: number }>;
     redrivableAll: Statement<[number], RedrivableRow>;
     redrivableOne: Statement<[number, number], RedrivableRow>;
     markRedriven: Statement<[number]>;
@@ -307,6 +309,9 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
       countDeadLetters: p(
         'SELECT COUNT(*) AS count FROM dead_letters WHERE sid = ? AND redriven = 0',
       ),
+      countAfter: p('SELECT COUNT(*) AS count FROM events WHERE broker_id = ? AND seq > ?'),
+      // Redriven dead letters have negative seqs: always at or below a cursor.
+      countRetriesThrough: p('SELECT COUNT(*) AS count FROM retries WHERE sid = ? AND seq <= ?'),
       redrivableAll: p(
         `SELECT id, seq, attrs -> '$.partitionkey' AS pkey FROM dead_letters
          WHERE sid = ? AND redriven = 0 ORDER BY id`,
@@ -724,6 +729,32 @@ export class EmbeddedEventLog implements EventLog, SubscriptionStore, CommitHook
       const sid = this.findSid(id, broker);
       if (sid === undefined) return Promise.resolve(0);
       return Promise.resolve(this.sql.countDeadLetters.get(sid)?.count ?? 0);
+    } catch (error) {
+      return rejection(error);
+    }
+  }
+
+  /**
+   * The events of the broker after the cursor (a joined subscription's cursor in memory, which
+   * stops below its oldest unsettled first attempt and follows the broker's last seq while it is
+   * parked; else the committed one), plus the retries at or below it (those above are among the
+   * events counted already), plus first attempts a member still holds from before a forward seek.
+   */
+  backlog(id: string, broker: BrokerRef): Promise<number | undefined> {
+    if (this.closed) return Promise.reject(shuttingDown());
+    try {
+      checkBroker(broker);
+      const brokerRow = this.sql.selectBroker.get(broker.namespace, broker.name);
+      if (brokerRow === undefined) return Promise.resolve(undefined);
+      const row = this.sql.selectSubscription.get(brokerRow.id, id);
+      if (row === undefined) return Promise.resolve(undefined);
+      const loaded = this.brokersById.get(brokerRow.id)?.subscriptions.get(id);
+      const live = loaded !== undefined && loaded.sid === row.sid && !loaded.isStopped();
+      const cursor = live ? loaded.cursor() : row.cursor;
+      const after = this.sql.countAfter.get(brokerRow.id, cursor)?.count ?? 0;
+      const retries = this.sql.countRetriesThrough.get(row.sid, cursor)?.count ?? 0;
+      const held = live ? loaded.heldAtOrBelow(cursor) : 0;
+      return Promise.resolve(after + retries + held);
     } catch (error) {
       return rejection(error);
     }

@@ -268,6 +268,16 @@ export class Subscription {
     return cursor;
   }
 
+  /**
+   * First attempts a member still holds from before a seek at or below `cursor` (the cursor does
+   * not count them: the backlog adds them).
+   */
+  heldAtOrBelow(cursor: number): number {
+    let count = 0;
+    for (const seq of this.detached.keys()) if (seq <= cursor) count++;
+    return count;
+  }
+
   isStopped(): boolean {
     return this.stopped;
   }

@@ -484,6 +484,41 @@ export class KafkaEventLog implements EventLog {
     });
   }
 
+  /**
+   * Over every partition of the broker's topic and of its redrive topic: the end offset minus the
+   * group's committed offset (none committed, or below the first offset kept: from the first one
+   * kept). Retries wait with their offset uncommitted, so they are part of it.
+   */
+  backlog(id: string, broker: BrokerRef): Promise<number | undefined> {
+    return this.guard(`backlog of ${id}`, async () => {
+      if (!(await this.topicExists(this.topic(broker)))) return undefined;
+      const committed = await this.committed(broker, id);
+      if (committed === undefined) return undefined;
+      let total = 0;
+      for (const topic of [this.topic(broker), this.redriveTopic(broker)]) {
+        let ends: { partition: number; high: string; low: string }[];
+        try {
+          ends = await this.admin.fetchTopicOffsets(topic);
+        } catch (error) {
+          // A broker made before redrive topics existed has none: nothing waits there.
+          if (isUnknownTopic(error) && topic !== this.topic(broker)) continue;
+          throw error;
+        }
+        const at = new Map(
+          (committed.get(topic) ?? []).map((p) => [p.partition, BigInt(p.offset)]),
+        );
+        for (const { partition, high, low } of ends) {
+          const end = BigInt(high);
+          const first = BigInt(low);
+          const from = at.get(partition) ?? -1n;
+          const start = from < first ? first : from;
+          if (end > start) total += Number(end - start);
+        }
+      }
+      return total;
+    });
+  }
+
   // ---- notes
 
   noteKey(subscription: string, topic: string, partition: number, offset: string): string {

@@ -465,6 +465,31 @@ export class NatsEventLog implements EventLog {
     );
   }
 
+  /**
+   * Pending plus ack-pending of the subscription's consumer on the broker's stream (ordered
+   * subscriptions keep their retries there, unacked) and of its consumer on the retry stream
+   * (retry records are acked, and so removed, once done).
+   */
+  backlog(id: string, broker: BrokerRef): Promise<number | undefined> {
+    return this.guard(`backlog of ${id}`, async () => {
+      const name = this.names.consumer(broker, id);
+      const unfinished = async (stream: string): Promise<number | undefined> => {
+        try {
+          const info = await this.jsm.consumers.info(stream, name);
+          return info.num_pending + info.num_ack_pending;
+        } catch (error) {
+          if (isNotFound(error)) return undefined;
+          throw error;
+        }
+      };
+      const [main, retries] = await Promise.all([
+        unfinished(this.names.stream(broker)),
+        unfinished(this.names.retryStream),
+      ]);
+      return main === undefined ? undefined : main + (retries ?? 0);
+    });
+  }
+
   async redriveDeadLetters(
     id: string,
     broker: BrokerRef,

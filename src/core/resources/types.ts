@@ -7,8 +7,11 @@
 /** The collections the management API serves. */
 export const COLLECTIONS = ['brokers', 'triggers', 'sources'] as const;
 export type ApiCollection = (typeof COLLECTIONS)[number];
-/** Those, and the replicas' own records, which the API does not show: sources' leases. */
-export type Collection = ApiCollection | 'leases';
+/**
+ * Those, and the replicas' own records, which the management API does not show: sources' leases
+ * and the event type catalog (src/broker/event-types.ts).
+ */
+export type Collection = ApiCollection | 'leases' | 'eventtypes';
 
 export interface ObjectMeta {
   name: string;

@@ -96,6 +96,7 @@ export const RESERVED_NAMESPACES: ReadonlySet<string> = new Set([
   'healthz',
   'readyz',
   'openapi.json',
+  'ui',
 ]);
 
 /** A DNS-1123 label: ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$, at most 63 characters. */
