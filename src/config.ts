@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { TributaryError, type FieldProblem } from './core/errors.js';
 import { parseDuration } from './core/duration.js';
+import { outboundRuleProblem } from './core/outbound.js';
 
 export const BACKENDS = ['embedded', 'nats', 'kafka'] as const;
 export const SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
@@ -24,6 +25,10 @@ export interface Config {
   readonly backend: BackendName;
   /** Largest request body the ingress accepts, in bytes. */
   readonly maxEventSize: number;
+  /** How long a client may take to send a whole request (headers and body), in ms; then 408. */
+  readonly requestTimeout: number;
+  /** Largest request line and header block accepted, in bytes; larger gets 431. */
+  readonly maxHeaderSize: number;
   /** Largest size of the embedded database in bytes; 0: no limit. */
   readonly maxStoreSize: number;
   /** How long a shutdown waits for in-flight deliveries, in ms. */
@@ -90,6 +95,18 @@ export interface Config {
   readonly kafkaTlsKey?: string;
   /** OTLP/HTTP endpoint that turns tracing on (else OTEL_EXPORTER_OTLP_*); absent: tracing off. */
   readonly otelEndpoint?: string;
+  /** YAML file of the API's bearer tokens (docs/security.md); absent: no tokens from a file. */
+  readonly tokensFile?: string;
+  /** One token with write access to every namespace (docs/security.md). */
+  readonly adminToken?: string;
+  /** Deliveries may go to loopback and private addresses (docs/outbound.md). */
+  readonly outboundAllowPrivate: boolean;
+  /** Deliveries may go to link-local addresses (169.254/16, fe80::/10; metadata excepted). */
+  readonly outboundAllowLinkLocal: boolean;
+  /** CIDRs, IPs and host names deliveries may always reach, comma separated ('' for none). */
+  readonly outboundAllow: string;
+  /** CIDRs, IPs and host names deliveries never reach, comma separated ('' for none). */
+  readonly outboundDeny: string;
 }
 
 type Kind =
@@ -107,7 +124,8 @@ type Kind =
   | 'topicTemplate'
   | 'topicConfig'
   | 'prefix'
-  | 'httpUrl';
+  | 'httpUrl'
+  | 'outboundRules';
 
 export interface OptionSpec {
   readonly key: keyof Config;
@@ -157,6 +175,20 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: 'size',
     default: '1MiB',
     help: 'Largest request the ingress accepts (bytes, or with KiB/MiB); larger ones get 413.',
+  },
+  {
+    key: 'requestTimeout',
+    flag: 'request-timeout',
+    kind: 'duration',
+    default: '30s',
+    help: 'How long a client may take to send a whole request (headers and body); slower ones get 408 and are disconnected.',
+  },
+  {
+    key: 'maxHeaderSize',
+    flag: 'max-header-size',
+    kind: 'size',
+    default: '16KiB',
+    help: 'Largest request line plus headers accepted (bytes, or with KiB); larger ones get 431.',
   },
   {
     key: 'maxStoreSize',
@@ -434,6 +466,46 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: 'httpUrl',
     help: 'OTLP/HTTP collector URL (e.g. http://127.0.0.1:4318; /v1/traces is added) that turns tracing on; else OTEL_EXPORTER_OTLP_ENDPOINT. Off by default.',
   },
+  {
+    key: 'tokensFile',
+    flag: 'tokens-file',
+    kind: 'string',
+    help: 'YAML file of API bearer tokens, each {name, token | tokenEnv | tokenSha256, namespaces, access: read|write}; without tokens the API is open (docs/security.md).',
+  },
+  {
+    key: 'adminToken',
+    flag: 'admin-token',
+    kind: 'string',
+    help: 'A bearer token with write access to every namespace (at least 16 characters; prefer the environment to a flag).',
+  },
+  {
+    key: 'outboundAllowPrivate',
+    flag: 'outbound-allow-private',
+    kind: 'boolean',
+    default: 'true',
+    help: 'Deliver to loopback and private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7).',
+  },
+  {
+    key: 'outboundAllowLinkLocal',
+    flag: 'outbound-allow-link-local',
+    kind: 'boolean',
+    default: 'false',
+    help: 'Deliver to link-local addresses (169.254/16, fe80::/10); cloud metadata addresses stay refused.',
+  },
+  {
+    key: 'outboundAllow',
+    flag: 'outbound-allow',
+    kind: 'outboundRules',
+    default: '',
+    help: 'CIDRs, IPs and host names (*.example.com) deliveries may always reach, comma separated.',
+  },
+  {
+    key: 'outboundDeny',
+    flag: 'outbound-deny',
+    kind: 'outboundRules',
+    default: '',
+    help: 'CIDRs, IPs and host names deliveries never reach, comma separated (the most specific rule wins).',
+  },
 ];
 
 /** Environment variable of an option: --data-dir -> TRIBUTARY_DATA_DIR. */
@@ -608,6 +680,15 @@ function convert(spec: OptionSpec, raw: unknown): { value?: unknown; problem?: s
       return PREFIX.test(text)
         ? { value: text }
         : { problem: `"${text}" is not 1 to 32 letters, digits, "-" or "_"` };
+    case 'outboundRules': {
+      if (text.trim() === '') return { value: '' };
+      const entries = text.split(',').map((entry) => entry.trim());
+      for (const entry of entries) {
+        const problem = outboundRuleProblem(entry);
+        if (problem !== undefined) return { problem };
+      }
+      return { value: entries.join(',') };
+    }
     case 'httpUrl': {
       let url: URL | undefined;
       try {
@@ -630,25 +711,33 @@ export interface ConfigSources {
   readonly configFile?: string;
 }
 
-function readConfigFile(path: string): Record<string, unknown> {
+/**
+ * Reads and parses a YAML file the configuration names (`what`: "config file", "the tokens
+ * file"); CONFIG_INVALID when it cannot be read or is not YAML.
+ */
+export function readYamlFile(path: string, what: string): unknown {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
     throw new TributaryError(
       'CONFIG_INVALID',
-      `Cannot read config file ${path}: ${(error as Error).message}`,
+      `Cannot read ${what} ${path}: ${(error as Error).message}`,
     );
   }
-  let parsed: unknown;
   try {
-    parsed = parseYaml(text);
+    return parseYaml(text) as unknown;
   } catch (error) {
+    const first = (error as Error).message.split('\n')[0];
     throw new TributaryError(
       'CONFIG_INVALID',
-      `Config file ${path} is not valid YAML: ${(error as Error).message}`,
+      `${what[0]!.toUpperCase()}${what.slice(1)} ${path} is not valid YAML: ${first}`,
     );
   }
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  const parsed = readYamlFile(path, 'config file');
   if (parsed === null || parsed === undefined) return {};
   if (typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new TributaryError(

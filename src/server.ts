@@ -9,7 +9,8 @@ import { createEmbeddedBackend } from './backends/embedded/index.js';
 import { BrokerWriter } from './broker/broker-writer.js';
 import { ControlPlane } from './broker/control-plane.js';
 import { ObserverHub } from './broker/observer.js';
-import { destroyAgents } from './broker/http-sender.js';
+import { destroyAgents, setOutboundPolicy } from './broker/http-sender.js';
+import { OutboundPolicy } from './core/outbound.js';
 import { ResourceService } from './broker/resource-service.js';
 import { healthPlugin } from './api/health.js';
 import { ingressPlugin } from './api/ingress.js';
@@ -26,8 +27,9 @@ import { consolePlugin } from './api/console.js';
 import { PULLING_ADAPTERS, WEBHOOK_ADAPTERS } from './adapters/index.js';
 import { thisProcess } from './sources/lease.js';
 import { SourceRuntime } from './sources/runtime.js';
-import { installProblemHandlers } from './api/problem.js';
+import { answerClientError, installProblemHandlers } from './api/problem.js';
 import { openApiPlugin } from './api/openapi.js';
+import { createAuth, loadTokens } from './api/auth.js';
 import { redactUrls, type Config } from './config.js';
 import { DEFAULT_BROKER, DEFAULT_NAMESPACE } from './core/resources/types.js';
 
@@ -142,6 +144,16 @@ export async function startServer(config: Config): Promise<RunningServer> {
     logger: { level: config.logLevel },
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.maxEventSize,
+    // A client gets --request-timeout for its whole request (headers and body), then a 408 and
+    // the connection is closed; Node checks the deadlines every second at most.
+    requestTimeout: config.requestTimeout,
+    http: {
+      maxHeaderSize: config.maxHeaderSize,
+      headersTimeout: config.requestTimeout,
+      requestTimeout: config.requestTimeout,
+      connectionsCheckingInterval: Math.min(1000, config.requestTimeout),
+    },
+    clientErrorHandler: answerClientError,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true },
     return503OnClosing: true,
@@ -150,6 +162,14 @@ export async function startServer(config: Config): Promise<RunningServer> {
   let ready = false;
   let closing = false;
 
+  // Bearer tokens (docs/security.md), checked before anything is opened; none: the API is open.
+  const tokens = loadTokens(config, process.env);
+  if (tokens.size === 0 && !['127.0.0.1', '::1', 'localhost'].includes(config.host)) {
+    log.warn(
+      { host: config.host },
+      'no API tokens are configured: anyone who can reach this address can change and read every namespace (set --tokens-file or TRIBUTARY_ADMIN_TOKEN)',
+    );
+  }
   const backend = await openBackend(config, log);
   // Metrics, tracing, the event type catalog and live tails watch the mesh through this hub.
   const observers = new ObserverHub((error) => log.warn({ err: error }, 'an observer failed'));
@@ -172,7 +192,17 @@ export async function startServer(config: Config): Promise<RunningServer> {
     triggers: () => controlPlane.subscribedTriggers(),
     backlog: (id, broker) => backend.eventLog.backlog(id, broker),
   });
-  const service = new ResourceService(backend.resources, controlPlane);
+  // Where deliveries may connect: checked when a resource is applied and at every connection.
+  const rules = (list: string): string[] => (list === '' ? [] : list.split(','));
+  const outbound = new OutboundPolicy({
+    allowPrivate: config.outboundAllowPrivate,
+    allowLinkLocal: config.outboundAllowLinkLocal,
+    allow: rules(config.outboundAllow),
+    deny: rules(config.outboundDeny),
+  });
+  setOutboundPolicy(outbound);
+  const service = new ResourceService(backend.resources, controlPlane, outbound);
+  const auth = createAuth({ tokens, resources: backend.resources });
   const writer = new BrokerWriter({
     eventLog: backend.eventLog,
     controlPlane,
@@ -231,6 +261,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
     installProblemHandlers(app);
     // First: the OpenAPI document learns every route registered after it.
     await app.register(openApiPlugin);
+    // Right after: its onRequest hook guards every route registered after it.
+    await app.register(auth.plugin);
     // Before the ingress: its hooks watch the ingress routes registered after it.
     await app.register(metricsPlugin({ metrics, tracing }));
     await app.register(
@@ -251,6 +283,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
         controlPlane,
         eventLog: backend.eventLog,
         bodyLimit: config.maxEventSize,
+        authorizeWrite: auth.authorizeWrite,
       }),
     );
     await app.register(

@@ -4,9 +4,14 @@
  * resources in JSON or multi-document YAML, Knative manifests as they are.
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
-import { parseAllDocuments } from 'yaml';
+import { Lexer, parseAllDocuments, Parser } from 'yaml';
 import { assertNoProblems, TributaryError } from '../core/errors.js';
-import { COLLECTIONS, type ApiCollection, type ResourceKey } from '../core/resources/types.js';
+import {
+  COLLECTIONS,
+  type ApiCollection,
+  type Resource,
+  type ResourceKey,
+} from '../core/resources/types.js';
 import type { ControlPlane } from '../broker/control-plane.js';
 import type { ResourceService } from '../broker/resource-service.js';
 import type { EventLog, StoredResource } from '../backends/contracts.js';
@@ -35,6 +40,15 @@ export interface ManagementOptions {
   readonly controlPlane: ControlPlane;
   readonly eventLog: EventLog;
   readonly bodyLimit: number;
+  /**
+   * Throws unless the caller may write these resources (src/api/auth.ts); called once a body is
+   * checked and before anything is stored. `single`: a PUT's one resource.
+   */
+  readonly authorizeWrite?: (
+    request: FastifyRequest,
+    resources: readonly Resource[],
+    single?: boolean,
+  ) => void;
 }
 
 const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml'];
@@ -44,7 +58,33 @@ class YamlDocuments {
   constructor(readonly documents: unknown[]) {}
 }
 
+/**
+ * Collections nested deeper than this are refused before the YAML is composed: the composer
+ * recurses once per level, and a stack overflow inside it can take the process down.
+ */
+const MAX_YAML_DEPTH = 64;
+/** Aliases a document may expand (yaml's own default, stated): more is a "billion laughs". */
+const MAX_YAML_ALIASES = 100;
+
+/** Throws BAD_REQUEST when the text nests collections deeper than MAX_YAML_DEPTH. */
+function checkYamlDepth(text: string): void {
+  // yaml's CST parser keeps its open collections on an explicit stack (no recursion); it holds
+  // the document and the scalar being read besides the collections.
+  const parser = new Parser();
+  for (const lexeme of new Lexer().lex(text)) {
+    for (const _token of parser.next(lexeme));
+    if (parser.stack.length > MAX_YAML_DEPTH + 2) {
+      throw new TributaryError('BAD_REQUEST', 'The body is not valid YAML', {
+        problems: [
+          { field: 'body', message: `collections nest deeper than ${MAX_YAML_DEPTH} levels` },
+        ],
+      });
+    }
+  }
+}
+
 function parseYamlBody(text: string): YamlDocuments {
+  checkYamlDepth(text);
   const documents = parseAllDocuments(text);
   const list = Array.isArray(documents) ? documents : [documents];
   const problems = list.flatMap((doc, i) =>
@@ -55,9 +95,22 @@ function parseYamlBody(text: string): YamlDocuments {
   );
   if (problems.length > 0)
     throw new TributaryError('BAD_REQUEST', 'The body is not valid YAML', { problems });
-  return new YamlDocuments(
-    list.map((doc) => doc.toJS() as unknown).filter((doc) => doc !== null && doc !== undefined),
-  );
+  const values = list.map((doc, i) => {
+    try {
+      return doc.toJS({ maxAliasCount: MAX_YAML_ALIASES }) as unknown;
+    } catch (error) {
+      // yaml refuses aliases that expand too much ("billion laughs") with a ReferenceError.
+      throw new TributaryError('BAD_REQUEST', 'The body is not valid YAML', {
+        problems: [
+          {
+            field: list.length > 1 ? `document ${i + 1}` : 'body',
+            message: error instanceof Error ? error.message : String(error),
+          },
+        ],
+      });
+    }
+  });
+  return new YamlDocuments(values.filter((doc) => doc !== null && doc !== undefined));
 }
 
 function baseUrl(request: FastifyRequest): string {
@@ -196,6 +249,7 @@ export function managementPlugin(options: ManagementOptions): FastifyPluginAsync
             key.name,
           );
           assertNoProblems(checked.problems);
+          options.authorizeWrite?.(request, [checked.resource!], true);
           const result = await service.put(key.collection, checked.resource!);
           return reply
             .code(result.action === 'created' ? 201 : 200)
@@ -344,6 +398,10 @@ export function managementPlugin(options: ManagementOptions): FastifyPluginAsync
       async (request) => {
         const checked = service.checkAll(documentsOf(request.body));
         assertNoProblems(checked.problems, 'apply request');
+        options.authorizeWrite?.(
+          request,
+          checked.resources!.map((r) => r.resource),
+        );
         const items = [];
         for (const [i, { collection, resource }] of checked.resources!.entries()) {
           let result;

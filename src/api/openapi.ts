@@ -93,6 +93,18 @@ const plugin: FastifyPluginAsync = async (app: FastifyInstance) => {
         description: `${info.description ?? ''}\n\nErrors are application/problem+json with a stable \`code\` (docs/errors.md) and, for invalid input, every problem with its field path.`,
       },
       tags: TAGS.map((tag) => ({ ...tag })),
+      components: {
+        securitySchemes: {
+          bearerAuth: {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              'Needed only when the server has tokens configured (docs/security.md); webhooks, health and documentation never need one.',
+          },
+        },
+      },
+      // Either no token or a bearer token: which one depends on the server's configuration.
+      security: [{}, { bearerAuth: [] }],
     },
     // Shared schemas appear in components.schemas under their $id.
     refResolver: {

@@ -2,7 +2,9 @@
  * Every error leaves as application/problem+json (RFC 9457) with a stable `code` and, for
  * validation, every problem with its field path.
  */
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { ErrorCodes, isTributaryError, TributaryError, type ErrorCode } from '../core/errors.js';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -88,6 +90,8 @@ export function installProblemHandlers(app: FastifyInstance): void {
         { ...fields, url: request.url, detail: problem.message },
         'request refused',
       );
+    // The rest of a body that is too large is not read: the connection is closed after the answer.
+    if (problem.code === 'PAYLOAD_TOO_LARGE') void reply.header('connection', 'close');
     return sendProblem(reply, problem);
   });
   app.setNotFoundHandler((request, reply) =>
@@ -96,4 +100,43 @@ export function installProblemHandlers(app: FastifyInstance): void {
       new TributaryError('NOT_FOUND', `Nothing at ${request.method} ${request.url}`),
     ),
   );
+}
+
+/** Node's parser errors that are the client's fault, and the problem each is answered with. */
+function clientProblem(error: ConnectionError): TributaryError {
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') return new TributaryError('REQUEST_TIMEOUT');
+  if (error.code === 'HPE_HEADER_OVERFLOW') return new TributaryError('HEADERS_TOO_LARGE');
+  return new TributaryError('BAD_REQUEST', 'The request is not valid HTTP/1.1');
+}
+
+/**
+ * Fastify's `clientErrorHandler`: a request Node could not parse (bad syntax, headers over
+ * --max-header-size, or not received within --request-timeout) is answered with a problem, written
+ * straight to the socket, which is then closed. Nothing is written when the connection is already
+ * gone or an answer has begun on it.
+ */
+export function answerClientError(
+  this: FastifyInstance,
+  error: ConnectionError,
+  socket: Socket,
+): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const problem = clientProblem(error);
+  this.log.debug({ err: error, code: problem.code }, 'connection refused');
+  const answering = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (socket.writable && answering?.headersSent !== true) {
+    const body = JSON.stringify({
+      type: `urn:tributary:error:${problem.code.toLowerCase().replaceAll('_', '-')}`,
+      title: ErrorCodes[problem.code].title,
+      status: problem.status,
+      code: problem.code,
+      detail: problem.message,
+    });
+    socket.write(
+      `HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status] ?? ''}\r\n` +
+        `content-type: ${PROBLEM_CONTENT_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+        `connection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
 }

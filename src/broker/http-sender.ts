@@ -2,10 +2,18 @@
  * Sends one HTTP request to a subscriber and classifies the outcome. Connections are kept alive
  * and pooled per origin by Node's agents; concurrency is bounded by the callers (each trigger has
  * its own in-flight limit), so one slow subscriber cannot starve another's sockets.
+ *
+ * Every connection passes the outbound policy (core/outbound.ts): an IP literal is checked before
+ * the request is made, a host name when it is resolved for a new connection, so only addresses
+ * the policy allows are ever connected to. A refusal is a permanent failure: retrying cannot
+ * change the policy's answer (docs/outbound.md).
  */
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
+import type { LookupFunction } from 'node:net';
 import type { AttemptResult } from '../core/delivery.js';
+import { OutboundPolicy } from '../core/outbound.js';
 
 export interface HttpResponse {
   readonly status: number;
@@ -37,6 +45,45 @@ const agentOptions = {
 const httpAgent = new http.Agent(agentOptions);
 const httpsAgent = new https.Agent(agentOptions);
 
+/** The policy every delivery passes; the server sets it from its configuration at start. */
+let policy = new OutboundPolicy();
+
+export function setOutboundPolicy(next: OutboundPolicy): void {
+  policy = next;
+}
+
+/** A connection the outbound policy refused; carried through the socket's error event. */
+export class OutboundRefusedError extends Error {
+  readonly code = 'ERR_OUTBOUND_REFUSED';
+}
+
+/**
+ * Resolves like dns.lookup, then keeps only the addresses the policy allows; with none left the
+ * connection fails with OutboundRefusedError and nothing is connected to.
+ */
+const guardedLookup: LookupFunction = (hostname, options, callback) => {
+  dnsLookup(hostname, { ...options, all: true }, (error, addresses: LookupAddress[]) => {
+    if (error !== null) {
+      callback(error, options.all === true ? [] : '', 0);
+      return;
+    }
+    const allowed = policy.nameAllowed(hostname)
+      ? addresses
+      : addresses.filter((a) => policy.checkAddress(a.address, hostname).allowed);
+    if (allowed.length === 0) {
+      const verdict = addresses
+        .map((a) => policy.checkAddress(a.address, hostname))
+        .find((v) => !v.allowed);
+      const reason =
+        verdict !== undefined && !verdict.allowed ? verdict.reason : `${hostname} has no address`;
+      callback(new OutboundRefusedError(reason), options.all === true ? [] : '', 0);
+      return;
+    }
+    if (options.all === true) callback(null, allowed);
+    else callback(null, allowed[0]!.address, allowed[0]!.family);
+  });
+};
+
 /** Closes idle pooled connections (on shutdown). */
 export function destroyAgents(): void {
   httpAgent.destroy();
@@ -59,12 +106,19 @@ export function send(
       options.signal?.removeEventListener('abort', onAbort);
       resolve(outcome);
     };
+    const verdict = policy.checkHost(url.hostname);
+    if (verdict.allowed === false) {
+      resolve({ result: { kind: 'network', message: verdict.reason, permanent: true } });
+      return;
+    }
     const requestHeaders: Record<string, string | number> = { ...headers };
     requestHeaders['content-length'] = body?.byteLength ?? 0;
     const request = (secure ? https : http).request(url, {
       method: 'POST',
       headers: requestHeaders,
       agent: secure ? httpsAgent : httpAgent,
+      // Names only: Node connects to an IP literal without a lookup (checked above).
+      ...(verdict.allowed === true ? {} : { lookup: guardedLookup }),
     });
     const timer = setTimeout(() => {
       finish({ result: { kind: 'timeout' } });
@@ -75,7 +129,14 @@ export function send(
       request.destroy();
     };
     options.signal?.addEventListener('abort', onAbort, { once: true });
-    request.on('error', (error) => finish({ result: { kind: 'network', message: error.message } }));
+    request.on('error', (error) =>
+      finish({
+        result:
+          error instanceof OutboundRefusedError
+            ? { kind: 'network', message: error.message, permanent: true }
+            : { kind: 'network', message: error.message },
+      }),
+    );
     request.on('response', (response) => {
       const chunks: Buffer[] = [];
       let size = 0;

@@ -14,7 +14,13 @@ import {
   secretAt,
   SECRET_SPEC_FIELDS,
 } from '../core/resources/secrets.js';
-import { validateBroker, validateSource, validateTrigger } from '../core/resources/validate.js';
+import {
+  validateBroker,
+  validateOutbound,
+  validateSource,
+  validateTrigger,
+} from '../core/resources/validate.js';
+import { OutboundPolicy } from '../core/outbound.js';
 import type { ApiCollection, Resource, ResourceKey } from '../core/resources/types.js';
 import type { ControlPlane } from './control-plane.js';
 
@@ -41,6 +47,8 @@ export class ResourceService {
   constructor(
     private readonly store: ResourceStore,
     private readonly controlPlane: ControlPlane,
+    /** Refuses destination URIs that name a refused address (docs/outbound.md). */
+    private readonly outbound: OutboundPolicy = new OutboundPolicy(),
   ) {}
 
   /**
@@ -55,9 +63,11 @@ export class ResourceService {
   ): { resource?: Resource; problems: FieldProblem[] } {
     const resource = withRequestDefaults(body, collection, namespace, name) as Resource;
     const problems = VALIDATORS[collection](resource);
-    const meta = (resource as { metadata?: unknown }).metadata as
+    problems.push(...validateOutbound(resource, this.outbound));
+    // A body of `null` or `metadata: null` (reported by the validators already) has no names.
+    const meta = (resource as { metadata?: unknown } | null)?.metadata as
       Record<string, unknown> | undefined;
-    if (meta !== undefined && typeof meta === 'object') {
+    if (meta !== undefined && meta !== null && typeof meta === 'object') {
       if (name !== undefined && meta.name !== name) {
         problems.push({
           field: 'metadata.name',

@@ -54,11 +54,20 @@ export function resolveDelivery(
 /** How an attempt ended, as the dispatcher saw it. */
 export type AttemptResult =
   | { readonly kind: 'response'; readonly status: number; readonly retryAfter?: string }
-  | { readonly kind: 'network'; readonly message: string }
+  | {
+      readonly kind: 'network';
+      readonly message: string;
+      /** No retry can help: the outbound policy refused the connection (docs/outbound.md). */
+      readonly permanent?: boolean;
+    }
   | { readonly kind: 'timeout' };
 
-/** Knative's data-plane table: 404, 408, 409, 429, 5xx, network errors and timeouts are retried. */
+/**
+ * Knative's data-plane table: 404, 408, 409, 429, 5xx, network errors and timeouts are retried;
+ * a connection the outbound policy refused is not.
+ */
 export function isRetryable(result: AttemptResult): boolean {
+  if (result.kind === 'network') return result.permanent !== true;
   if (result.kind !== 'response') return true;
   const s = result.status;
   return s === 404 || s === 408 || s === 409 || s === 429 || (s >= 500 && s <= 599);

@@ -11,7 +11,12 @@ export const ErrorCodes = {
   UNAUTHORIZED: {
     status: 401,
     retryable: false,
-    title: 'The request does not carry the signature or token the source requires',
+    title: 'The request does not carry a valid signature or token',
+  },
+  FORBIDDEN: {
+    status: 403,
+    retryable: false,
+    title: 'The token does not allow this namespace or this access',
   },
   NOT_FOUND: { status: 404, retryable: false, title: 'Not found' },
   SOURCE_NOT_FOUND: { status: 404, retryable: false, title: 'No such webhook source' },
@@ -22,6 +27,16 @@ export const ErrorCodes = {
     status: 413,
     retryable: false,
     title: 'The request is larger than the limit',
+  },
+  REQUEST_TIMEOUT: {
+    status: 408,
+    retryable: true,
+    title: 'The request was not received within the request timeout',
+  },
+  HEADERS_TOO_LARGE: {
+    status: 431,
+    retryable: false,
+    title: 'The request line and headers are larger than the limit',
   },
   UNSUPPORTED_MEDIA_TYPE: {
     status: 415,

@@ -78,6 +78,12 @@ describe('loadConfig defaults', () => {
       kafkaReplicationFactor: 1,
       kafkaTopicTemplate: '{prefix}.{namespace}.{broker}',
       kafkaTls: false,
+      maxHeaderSize: 16_384,
+      requestTimeout: 30_000,
+      outboundAllowPrivate: true,
+      outboundAllowLinkLocal: false,
+      outboundAllow: '',
+      outboundDeny: '',
     });
   });
 
@@ -100,6 +106,8 @@ describe('loadConfig defaults', () => {
       'kafkaTlsCert',
       'kafkaTlsKey',
       'otelEndpoint',
+      'tokensFile',
+      'adminToken',
     ]) {
       expect(key in config, key).toBe(false);
     }
@@ -120,6 +128,8 @@ describe('loadConfig defaults', () => {
       'kafkaTlsCert',
       'kafkaTlsKey',
       'otelEndpoint',
+      'tokensFile',
+      'adminToken',
     ]);
   });
 
@@ -500,6 +510,12 @@ describe('config file', () => {
       kafkaReplicationFactor: 1,
       kafkaTopicTemplate: '{prefix}.{namespace}.{broker}',
       kafkaTls: false,
+      maxHeaderSize: 16_384,
+      requestTimeout: 30_000,
+      outboundAllowPrivate: true,
+      outboundAllowLinkLocal: false,
+      outboundAllow: '',
+      outboundDeny: '',
     });
   });
 

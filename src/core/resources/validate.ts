@@ -11,6 +11,7 @@
 import { CesqlParseError, compileCesql } from '../cesql/index.js';
 import type { FieldProblem } from '../errors.js';
 import { durationError, parseDuration } from '../duration.js';
+import type { OutboundPolicy } from '../outbound.js';
 import { SOURCE_KINDS } from './manifest.js';
 import { REDACTED } from './secrets.js';
 import {
@@ -264,6 +265,34 @@ export function validateDestination(
   return problems;
 }
 
+/** The destination URIs a resource delivers to: subscriber, sink and dead-letter sink. */
+const DESTINATION_URI_PATHS = [
+  ['subscriber', 'uri'],
+  ['sink', 'uri'],
+  ['delivery', 'deadLetterSink', 'uri'],
+] as const;
+
+/**
+ * Checks the destination URIs of a Broker, Trigger or source against the outbound policy, as far
+ * as the URI alone tells: an IP literal or a known metadata host name the policy refuses is a
+ * problem at the URI's field path. Host names are checked when they are resolved, at delivery.
+ * URIs that are not valid http(s) URLs are left to the other validators.
+ */
+export function validateOutbound(resource: unknown, policy: OutboundPolicy): FieldProblem[] {
+  const spec = isObject(resource) ? resource.spec : undefined;
+  const problems: FieldProblem[] = [];
+  for (const path of DESTINATION_URI_PATHS) {
+    let value: unknown = spec;
+    for (const key of path) value = isObject(value) ? value[key] : undefined;
+    if (typeof value !== 'string' || validateHttpUrl(value, '').length > 0) continue;
+    const verdict = policy.checkHost(new URL(value).hostname);
+    if (verdict.allowed === false) {
+      problems.push(problem(`spec.${path.join('.')}`, `"${value}": ${verdict.reason}`));
+    }
+  }
+  return problems;
+}
+
 // ---------------------------------------------------------------------------------------------
 // DeliverySpec
 
@@ -392,15 +421,30 @@ function validateCesql(expression: unknown, field: string): FieldProblem[] {
   }
 }
 
-function validateFilterList(value: unknown, field: string): FieldProblem[] {
+function validateFilterList(value: unknown, field: string, depth: number): FieldProblem[] {
   if (!Array.isArray(value))
     return [problem(field, `must be a list of filters, got ${describe(value)}`)];
   if (value.length === 0) return [problem(field, 'must contain at least one filter')];
-  return value.flatMap((nested, i) => validateSubscriptionsFilter(nested, `${field}[${i}]`));
+  return value.flatMap((nested, i) =>
+    validateSubscriptionsFilter(nested, `${field}[${i}]`, depth + 1),
+  );
 }
 
+/**
+ * How deep all/any/not may nest: filters are checked and evaluated recursively, and a body of a
+ * few hundred KB could otherwise nest deep enough to overflow the stack.
+ */
+export const MAX_FILTER_DEPTH = 32;
+
 /** One Subscriptions API filter object (reference/knative.md 1.4): exactly one dialect. */
-export function validateSubscriptionsFilter(filter: unknown, field: string): FieldProblem[] {
+export function validateSubscriptionsFilter(
+  filter: unknown,
+  field: string,
+  depth = 0,
+): FieldProblem[] {
+  if (depth > MAX_FILTER_DEPTH) {
+    return [problem(field, `filters nest deeper than ${MAX_FILTER_DEPTH} levels`)];
+  }
   if (!isObject(filter)) return [mustBeObject(field, filter)];
   const keys = Object.keys(filter);
   const dialects = keys.filter((key) => DIALECTS.has(key));
@@ -423,10 +467,10 @@ export function validateSubscriptionsFilter(filter: unknown, field: string): Fie
         break;
       case 'all':
       case 'any':
-        problems.push(...validateFilterList(value, path));
+        problems.push(...validateFilterList(value, path, depth));
         break;
       case 'not':
-        problems.push(...validateSubscriptionsFilter(value, path));
+        problems.push(...validateSubscriptionsFilter(value, path, depth + 1));
         break;
       case 'cesql':
         problems.push(...validateCesql(value, path));
