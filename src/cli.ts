@@ -100,7 +100,14 @@ async function serve(args: string[]): Promise<void> {
   }
   // Loaded here, not at the top: the client commands start faster without the whole server.
   const { startServer } = await import('./server.js');
-  const server = await startServer(config);
+  let server: Awaited<ReturnType<typeof startServer>>;
+  try {
+    server = await startServer(config);
+  } catch (error) {
+    // Configuration found wrong only at start (a tokens file): the same exit code as a bad option.
+    if (isTributaryError(error) && error.code === 'CONFIG_INVALID') fail(error.message);
+    throw error;
+  }
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;

@@ -541,6 +541,8 @@ describe('configuration', () => {
     await expect(started).rejects.toThrow(/tokens\[0\]\.token/);
     await expect(started).rejects.toThrow(/tokens\[1\]\.tokenEnv/);
     await expect(started).rejects.toThrow(/tokens\[1\]\.access/);
+    // CONFIG_INVALID: exit code 2, as for a bad option (docs/errors.md).
+    await expect(started).rejects.toThrow(/exited \(2\)/);
   });
 
   it('warns at start when it listens beyond loopback without tokens', async () => {
