@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { decodeHttpMessage } from '../core/codec/index.js';
 import { TributaryError } from '../core/errors.js';
 import type { BrokerWriter } from '../broker/broker-writer.js';
-import { OTHER_METHODS, rawBodies } from './raw-body.js';
+import { rawBodies, refuseOtherMethods } from './raw-body.js';
 import { RESERVED_NAMESPACES } from '../core/resources/validate.js';
 import type { ControlPlane } from '../broker/control-plane.js';
 import {
@@ -28,10 +28,6 @@ export interface IngressOptions {
 
 const ALLOW = 'POST, OPTIONS';
 const ROUTE = '/:namespace/:broker';
-
-function capitalized(method: string): string {
-  return method.charAt(0) + method.slice(1).toLowerCase();
-}
 
 export function ingressPlugin(options: IngressOptions): FastifyPluginAsync {
   return async (app: FastifyInstance) => {
@@ -99,32 +95,20 @@ export function ingressPlugin(options: IngressOptions): FastifyPluginAsync {
           .send(),
     );
 
-    // One route per method, so that each has its own operation in the document.
-    for (const method of OTHER_METHODS) {
-      app.route<{ Params: { namespace: string; broker: string } }>({
-        method,
-        url: ROUTE,
-        schema: routeSchema({
-          tag: 'ingress',
-          operationId: `ingress${capitalized(method)}NotAllowed`,
-          summary: `${method} is not allowed: events are sent with POST`,
-          params: IngressParams,
-          response: problems(400, 404, 405),
-        }),
-        // HEAD is a route of its own here, not the one fastify derives from GET.
-        exposeHeadRoute: false,
-        ...(method === 'HEAD' ? { config: { swagger: { exposeHeadRoute: true } } } : {}),
-        handler: async (request, reply) => {
-          if (RESERVED_NAMESPACES.has(request.params.namespace)) {
-            throw new TributaryError('NOT_FOUND', `Nothing at ${request.method} ${request.url}`);
-          }
-          void reply.header('allow', ALLOW);
-          throw new TributaryError(
-            'METHOD_NOT_ALLOWED',
-            `${request.method} is not allowed here; events are sent with POST`,
-          );
-        },
-      });
-    }
+    refuseOtherMethods(app, {
+      url: ROUTE,
+      tag: 'ingress',
+      operationPrefix: 'ingress',
+      what: 'events',
+      params: IngressParams,
+      statuses: [400, 404, 405],
+      allow: ALLOW,
+      before: (request) => {
+        const { namespace } = request.params as { namespace: string };
+        if (RESERVED_NAMESPACES.has(namespace)) {
+          throw new TributaryError('NOT_FOUND', `Nothing at ${request.method} ${request.url}`);
+        }
+      },
+    });
   };
 }

@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { TributaryError } from '../core/errors.js';
 import type { SourceRuntime } from '../sources/runtime.js';
-import { OTHER_METHODS, rawBodies } from './raw-body.js';
+import { rawBodies, refuseOtherMethods } from './raw-body.js';
 import {
   documentOnlyResponses,
   json,
@@ -30,10 +30,6 @@ const Answer = {
   type: 'object',
   properties: { message: { type: 'string' } },
 };
-
-function capitalized(method: string): string {
-  return method.charAt(0) + method.slice(1).toLowerCase();
-}
 
 export function webhooksPlugin(options: WebhooksOptions): FastifyPluginAsync {
   return async (app: FastifyInstance) => {
@@ -75,29 +71,14 @@ export function webhooksPlugin(options: WebhooksOptions): FastifyPluginAsync {
       },
     );
 
-    // One route per method, so that each has its own operation in the document.
-    for (const method of OTHER_METHODS) {
-      app.route<{ Params: { namespace: string; source: string } }>({
-        method,
-        url: ROUTE,
-        schema: routeSchema({
-          tag: 'webhooks',
-          operationId: `webhook${capitalized(method)}NotAllowed`,
-          summary: `${method} is not allowed: webhooks are sent with POST`,
-          params: WebhookParams,
-          response: problems(400, 405),
-        }),
-        // HEAD is a route of its own here, not the one fastify derives from GET.
-        exposeHeadRoute: false,
-        ...(method === 'HEAD' ? { config: { swagger: { exposeHeadRoute: true } } } : {}),
-        handler: async (request, reply) => {
-          void reply.header('allow', 'POST');
-          throw new TributaryError(
-            'METHOD_NOT_ALLOWED',
-            `${request.method} is not allowed here; webhooks are sent with POST`,
-          );
-        },
-      });
-    }
+    refuseOtherMethods(app, {
+      url: ROUTE,
+      tag: 'webhooks',
+      operationPrefix: 'webhook',
+      what: 'webhooks',
+      params: WebhookParams,
+      statuses: [400, 405],
+      allow: 'POST',
+    });
   };
 }
