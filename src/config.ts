@@ -31,6 +31,7 @@ export interface Config {
   readonly maxHeaderSize: number;
   /** Largest size of the embedded database in bytes; 0: no limit. */
   readonly maxStoreSize: number;
+  readonly maxPendingSize: number;
   /** How long a shutdown waits for in-flight deliveries, in ms. */
   readonly shutdownTimeout: number;
   /** Deliveries in flight per trigger. */
@@ -197,6 +198,14 @@ export const OPTIONS: readonly OptionSpec[] = [
     min: 0,
     default: '0',
     help: 'Largest size of the embedded database (0: no limit); when full, the ingress answers 503.',
+  },
+  {
+    key: 'maxPendingSize',
+    flag: 'max-pending-size',
+    kind: 'size',
+    min: 0,
+    default: '64MiB',
+    help: 'Largest total size of events waiting for the event store to acknowledge them (0: no limit); beyond it the ingress sheds load with 503 and Retry-After.',
   },
   {
     key: 'shutdownTimeout',

@@ -202,14 +202,27 @@ export async function startServer(config: Config): Promise<RunningServer> {
   });
   setOutboundPolicy(outbound);
   const service = new ResourceService(backend.resources, controlPlane, outbound);
-  const auth = createAuth({ tokens, resources: backend.resources });
+  const auth = createAuth({
+    tokens,
+    brokerRequiresToken: (namespace, name) => controlPlane.brokerRequiresToken(namespace, name),
+  });
   const writer = new BrokerWriter({
     eventLog: backend.eventLog,
     controlPlane,
     maxTtl: config.maxTtl,
     onStoreError: (error) => log.error({ err: error }, 'could not store events'),
     observers,
+    maxPendingBytes: config.maxPendingSize,
+    onShedding: (shedding, refused) => {
+      if (shedding) {
+        log.warn(
+          { maxPendingSize: config.maxPendingSize },
+          'the event store is not keeping up: shedding load with 503 OVERLOADED',
+        );
+      } else log.info({ refused }, 'the event store caught up: load shedding ended');
+    },
   });
+  metrics.watchPending(() => writer.pending());
   const sources = new SourceRuntime({
     writer,
     observers,

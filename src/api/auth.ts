@@ -11,11 +11,9 @@
  * Register it right after the OpenAPI plugin: its hook applies to the routes registered after it.
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { ResourceStore, ResourceWatch } from '../backends/contracts.js';
 import {
   allows,
   allowsAll,
-  ingressAuthRequired,
   parseTokens,
   requirementOf,
   writeProblems,
@@ -65,8 +63,8 @@ export function loadTokens(
 
 export interface AuthOptions {
   readonly tokens: TokenTable;
-  /** Watched for the brokers whose ingress requires a token. */
-  readonly resources: ResourceStore;
+  /** Whether a broker's ingress requires a token (the control plane knows every broker). */
+  readonly brokerRequiresToken: (namespace: string, name: string) => boolean;
 }
 
 export interface Auth {
@@ -99,10 +97,8 @@ function unauthorized(reply: FastifyReply, detail: string, invalid: boolean): Tr
 }
 
 export function createAuth(options: AuthOptions): Auth {
-  const { tokens, resources } = options;
+  const { tokens, brokerRequiresToken } = options;
   const principals = new WeakMap<FastifyRequest, Principal>();
-  /** Whether each broker (`namespace/name`) requires a token at its ingress, from the change feed. */
-  const brokerAuth = new Map<string, boolean>();
 
   /** The caller's principal; 401 when the request carries no token or an unknown one. */
   const authenticate = (request: FastifyRequest, reply: FastifyReply): Principal => {
@@ -125,35 +121,7 @@ export function createAuth(options: AuthOptions): Auth {
   const forbidden = (principal: Principal, what: string): TributaryError =>
     new TributaryError('FORBIDDEN', `Token "${principal.name}" may not ${what}`);
 
-  /** Whether a broker's ingress requires a token: the change feed's answer, else the store's. */
-  const brokerRequiresToken = async (namespace: string, name: string): Promise<boolean> => {
-    const known = brokerAuth.get(`${namespace}/${name}`);
-    if (known !== undefined) return known;
-    // A broker this replica's feed has not shown yet (just created): ask the store.
-    const stored = await resources.get({ collection: 'brokers', namespace, name });
-    return stored !== undefined && ingressAuthRequired(stored.resource.metadata.annotations);
-  };
-
   const plugin: FastifyPluginAsync = async (app: FastifyInstance) => {
-    const remember = (resource: Resource): void => {
-      const { namespace, name, annotations } = resource.metadata;
-      brokerAuth.set(`${namespace}/${name}`, ingressAuthRequired(annotations));
-    };
-    const watch: ResourceWatch = await resources.watch((change) => {
-      if (change.type === 'put') {
-        if (change.stored.key.collection === 'brokers') remember(change.stored.resource);
-      } else if (change.key.collection === 'brokers') {
-        brokerAuth.delete(`${change.key.namespace}/${change.key.name}`);
-      }
-    });
-    for (const stored of watch.snapshot) {
-      if (stored.key.collection === 'brokers') remember(stored.resource);
-    }
-    app.addHook('onClose', (_app, done) => {
-      watch.stop();
-      done();
-    });
-
     app.addHook('onRequest', async (request, reply) => {
       const requirement = requirementOf(
         request.method,
@@ -165,7 +133,7 @@ export function createAuth(options: AuthOptions): Auth {
           return;
         case 'ingress': {
           const { namespace, broker } = requirement;
-          if (!(await brokerRequiresToken(namespace, broker))) return;
+          if (!brokerRequiresToken(namespace, broker)) return;
           const principal = authenticate(request, reply);
           if (!allows(principal, namespace, 'write')) {
             throw forbidden(principal, `send into namespace "${namespace}"`);

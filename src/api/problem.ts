@@ -83,8 +83,10 @@ export function installProblemHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => {
     const problem = toTributaryError(error);
     const fields = { code: problem.code, status: problem.status, method: request.method };
-    // A refusal is the client's business (debug); a 5xx is ours (error, with the cause).
-    if (problem.status >= 500) request.log.error({ ...fields, err: error }, 'request failed');
+    // A refusal is the client's business (debug); a 5xx is ours (error, with the cause), except
+    // load shedding, which is logged once per episode (server.ts) rather than per request.
+    if (problem.status >= 500 && problem.code !== 'OVERLOADED')
+      request.log.error({ ...fields, err: error }, 'request failed');
     else
       request.log.debug(
         { ...fields, url: request.url, detail: problem.message },

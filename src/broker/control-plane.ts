@@ -11,6 +11,7 @@ import type {
   ResourceWatch,
   StoredResource,
 } from '../backends/contracts.js';
+import { ingressAuthRequired } from '../core/auth.js';
 import { resolveDelivery } from '../core/delivery.js';
 import { compileTriggerFilter, type CompiledFilter } from '../core/filters.js';
 import { canonicalJson } from '../core/resources/lifecycle.js';
@@ -55,6 +56,8 @@ export interface SourceHost {
 interface BrokerState {
   readonly stored: StoredResource;
   ready: boolean;
+  /** Its ingress requires a token (the `tributary.dev/ingress-auth` annotation). */
+  readonly ingressAuth: boolean;
   /** Events refused, or replies dropped, because their TTL ran out (since this replica started). */
   ttlExhausted: number;
 }
@@ -145,6 +148,14 @@ export class ControlPlane {
   readyBroker(namespace: string, name: string): BrokerRef | undefined {
     const state = this.brokers.get(brokerKey(namespace, name));
     return state?.ready ? { namespace, name } : undefined;
+  }
+
+  /**
+   * Whether the broker's ingress requires a token. False for a broker this replica does not know:
+   * its ingress answers 404 without storing anything.
+   */
+  brokerRequiresToken(namespace: string, name: string): boolean {
+    return this.brokers.get(brokerKey(namespace, name))?.ingressAuth ?? false;
   }
 
   /** Counts an event the broker refused, or a reply it dropped, because its TTL ran out. */
@@ -333,6 +344,7 @@ export class ControlPlane {
     const state: BrokerState = {
       stored,
       ready: before?.ready ?? false,
+      ingressAuth: ingressAuthRequired(stored.resource.metadata.annotations),
       ttlExhausted: before?.ttlExhausted ?? 0,
     };
     this.brokers.set(k, state);

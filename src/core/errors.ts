@@ -48,6 +48,11 @@ export const ErrorCodes = {
     retryable: true,
     title: 'The event store cannot accept events right now',
   },
+  OVERLOADED: {
+    status: 503,
+    retryable: true,
+    title: 'The event store is not keeping up; retry after Retry-After',
+  },
   SINK_FAILED: {
     status: 502,
     retryable: true,

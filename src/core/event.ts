@@ -58,3 +58,18 @@ export function withoutAttribute(event: CloudEvent, name: string): CloudEvent {
   delete attributes[name];
   return { attributes, data: event.data };
 }
+
+/**
+ * About how many bytes `event` takes in memory and on the wire: its data plus its attributes'
+ * names and values. Cheap (no encoding); used to bound what waits for the event store.
+ */
+export function approximateSize(event: CloudEvent): number {
+  let size = 0;
+  const data = event.data;
+  if (data !== undefined) size += data.kind === 'json' ? data.text.length : data.bytes.byteLength;
+  for (const name in event.attributes) {
+    const value = event.attributes[name];
+    size += name.length + (typeof value === 'string' ? value.length : 8);
+  }
+  return size;
+}

@@ -12,6 +12,7 @@
 import { performance } from 'node:perf_hooks';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { BrokerExtensions } from '../core/event.js';
+import type { PendingWrites } from '../broker/broker-writer.js';
 import type {
   AttemptEnd,
   DeliveryDestination,
@@ -167,6 +168,22 @@ export class MeshMetrics implements MeshObserver {
     registers: [this.registry],
     collect: () => this.collectBacklog(),
   });
+  private pendingSource: (() => PendingWrites) | undefined;
+  private readonly pendingBytes: Gauge = new Gauge({
+    name: 'tributary_store_pending_bytes',
+    help: 'Bytes of events this replica is waiting for the event store to acknowledge; at --max-pending-size the ingress sheds load',
+    registers: [this.registry],
+    collect: (): void => this.pendingBytes.set(this.pendingSource?.().bytes ?? 0),
+  });
+  private readonly shedWrites: Counter = new Counter({
+    name: 'tributary_store_shed_writes_total',
+    help: 'Writes refused with OVERLOADED because too many bytes of events waited for the event store',
+    registers: [this.registry],
+    collect: (): void => {
+      this.shedWrites.reset();
+      this.shedWrites.inc(this.pendingSource?.().shed ?? 0);
+    },
+  });
   private readonly sourceEvents = new Counter({
     name: 'tributary_source_events_total',
     help: 'Events a source delivered to its sink (stored in the broker, or taken by the service)',
@@ -182,6 +199,11 @@ export class MeshMetrics implements MeshObserver {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Reads `tributary_store_pending_bytes` and `tributary_store_shed_writes_total` at each scrape. */
+  watchPending(source: () => PendingWrites): void {
+    this.pendingSource = source;
   }
 
   /** Reads `tributary_trigger_backlog` from `source` at each scrape. */

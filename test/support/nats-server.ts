@@ -59,6 +59,10 @@ export interface NatsServer {
   stop(): Promise<void>;
   /** SIGKILL and wait for the exit (a crash). Does nothing when not running. */
   kill(): Promise<void>;
+  /** SIGSTOP: the process stays, its connections stay open, and it answers nothing (a stall). */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
   /** Start again on the same port, config and store; resolves when it is ready. */
   restart(): Promise<void>;
   /** Stop and remove the temporary directory. */
@@ -181,10 +185,19 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
 
   const isRunning = (): boolean =>
     current !== undefined && current.child.exitCode === null && current.child.signalCode === null;
+  let paused = false;
   const signal = async (name: NodeJS.Signals): Promise<void> => {
     if (current === undefined || !isRunning()) return;
     current.child.kill(name);
+    // A stopped process only acts on the signal once it runs again.
+    if (paused) current.child.kill('SIGCONT');
+    paused = false;
     await current.exited;
+  };
+  const pauseSignal = (name: 'SIGSTOP' | 'SIGCONT'): void => {
+    if (current === undefined || !isRunning()) throw new Error('nats-server is not running');
+    current.child.kill(name);
+    paused = name === 'SIGSTOP';
   };
   let lastOutput = '';
   return {
@@ -196,6 +209,8 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     output: () => current?.output() ?? lastOutput,
     stop: () => signal('SIGTERM'),
     kill: () => signal('SIGKILL'),
+    pause: () => pauseSignal('SIGSTOP'),
+    resume: () => pauseSignal('SIGCONT'),
     restart: async () => {
       await signal('SIGTERM');
       lastOutput = current?.output() ?? '';
