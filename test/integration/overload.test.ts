@@ -11,7 +11,8 @@
  * the same refusals and the same "nothing acknowledged is lost".
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { startNatsServer, skipWithoutNatsServer, type NatsServer } from '../support/nats-server.js';
+import { privateKafkaRequired, startPrivateKafka } from '../support/kafka.js';
+import { startNatsServer, skipWithoutNatsServer } from '../support/nats-server.js';
 import { until } from '../support/delivery.js';
 import { Receiver } from '../support/receiver.js';
 import {
@@ -78,80 +79,113 @@ function expectRefusalsShed(answers: readonly Answer[]): void {
 const EVENT_BYTES = 2048;
 const LIMIT = '64KiB';
 
-describe.skipIf(skipWithoutNatsServer)('load shedding: NATS stalled', () => {
-  let nats: NatsServer | undefined;
-  let server: ServerProcess | undefined;
-  let receiver: Receiver | undefined;
+/** A backend of the test's own that can be stalled (SIGSTOP) and resumed. */
+interface Stallable {
+  /** `tributary serve` flags that use it. */
+  readonly args: readonly string[];
+  pause(): void;
+  resume(): void;
+  close(): Promise<void>;
+}
 
-  afterAll(async () => {
-    await server?.stop();
-    await receiver?.stop();
-    await nats?.close();
-    removeTempDirs();
-  });
+/**
+ * The stalled-store case on one backend: the writes admitted up to the limit wait, every further
+ * request is refused at once; after the stall the waiting ones are answered, every 202 delivered.
+ */
+function stalledBackend(name: string, available: boolean, open: () => Promise<Stallable>): void {
+  describe.runIf(available)(`load shedding: ${name} stalled`, { timeout: 120_000 }, () => {
+    let backend: Stallable | undefined;
+    let server: ServerProcess | undefined;
+    let receiver: Receiver | undefined;
 
-  it('refuses with 503 OVERLOADED and Retry-After at once while NATS is stalled; the waiting writes and delivery resume after', async () => {
-    nats = await startNatsServer();
-    receiver = await new Receiver().start();
-    server = await startServer({
-      dataDir: tempDir(),
-      args: ['--backend', 'nats', '--nats-url', nats.url, '--max-pending-size', LIMIT],
+    afterAll(async () => {
+      await server?.stop();
+      await receiver?.stop();
+      await backend?.close();
+      removeTempDirs();
     });
-    expect(
-      (await putResource(server.url, 'brokers', 'default', 'stalled', { spec: {} })).status,
-    ).toBe(201);
-    await createTrigger(server.url, 'stalled-t', {
-      broker: 'stalled',
-      subscriber: { uri: receiver.url },
-      delivery: { retry: 50, backoffPolicy: 'linear', backoffDelay: 'PT0.1S' },
+
+    it(`refuses with 503 OVERLOADED and Retry-After at once while ${name} is stalled; the waiting writes and delivery resume after`, async () => {
+      backend = await open();
+      receiver = await new Receiver().start();
+      server = await startServer({
+        dataDir: tempDir(),
+        args: [...backend.args, '--max-pending-size', LIMIT],
+      });
+      expect(
+        (await putResource(server.url, 'brokers', 'default', 'stalled', { spec: {} })).status,
+      ).toBe(201);
+      await createTrigger(server.url, 'stalled-t', {
+        broker: 'stalled',
+        subscriber: { uri: receiver.url },
+        delivery: { retry: 50, backoffPolicy: 'linear', backoffDelay: 'PT0.1S' },
+      });
+      expect((await send(server, 'stalled', 'before', EVENT_BYTES)).status).toBe(202);
+      await receiver.waitFor(1, 60_000);
+
+      backend.pause();
+      const answers: Answer[] = [];
+      const requests = Array.from({ length: 300 }, (_, i) =>
+        send(server!, 'stalled', `during-${i}`, EVENT_BYTES).then((a) => {
+          answers.push(a);
+          return a;
+        }),
+      );
+      // While the store answers nothing, what fits in the limit waits and the rest is refused at
+      // once: the first 200 answers arrive with it still stopped.
+      await until(
+        `the first 200 answers while ${name} is stalled`,
+        async () => answers.length,
+        (n) => n >= 200,
+      );
+      const early = answers.slice(0, 200);
+      expect(early.every((a) => a.status === 503 && a.code === 'OVERLOADED')).toBe(true);
+      expectRefusalsShed(early);
+      const stalled = await scrape(server);
+      const pending = stalled('tributary_store_pending_bytes');
+      expect(pending).toBeGreaterThan(0);
+      expect(pending).toBeLessThanOrEqual(64 * 1024 + EVENT_BYTES + 512);
+      expect(stalled('tributary_store_shed_writes_total')).toBeGreaterThanOrEqual(200);
+      await server.waitForOutput('shedding load with 503 OVERLOADED');
+
+      backend.resume();
+      const all = await Promise.all(requests);
+      // The waiting ones get their answer: 202, or 503 if the store's timeout passed first.
+      expectRefusalsShed(all);
+      const acknowledged = all.filter((a) => a.status === 202).map((a) => a.id);
+      const overloaded = all.filter((a) => a.code === 'OVERLOADED').length;
+      console.log(
+        `${name} stalled: sent ${all.length}, acknowledged ${acknowledged.length}, ` +
+          `refused OVERLOADED ${overloaded}, other 503 ${all.length - acknowledged.length - overloaded}`,
+      );
+      // Nothing beyond the limit was queued: at most what fits in 64 KiB waited.
+      expect(all.length - overloaded).toBeLessThanOrEqual(Math.ceil((64 * 1024) / EVENT_BYTES) + 1);
+
+      // Back to normal by itself: stored, delivered, and the episode logged as ended.
+      const after = await until(
+        `a 202 once ${name} is back`,
+        () => send(server!, 'stalled', `after-${Date.now()}`, EVENT_BYTES),
+        (a) => a.status === 202,
+        60_000,
+      );
+      await allDelivered(receiver, ['before', ...acknowledged, after.id]);
+      await server.waitForOutput('load shedding ended');
+      expect((await scrape(server))('tributary_store_pending_bytes')).toBe(0);
     });
-    expect((await send(server, 'stalled', 'before', EVENT_BYTES)).status).toBe(202);
-    await receiver.waitFor(1);
-
-    nats.pause();
-    const answers: Answer[] = [];
-    const requests = Array.from({ length: 300 }, (_, i) =>
-      send(server!, 'stalled', `during-${i}`, EVENT_BYTES).then((a) => {
-        answers.push(a);
-        return a;
-      }),
-    );
-    // While NATS answers nothing, what fits in the limit waits and the rest is refused at once:
-    // the first 200 answers arrive with NATS still stopped.
-    await until(
-      'the first 200 answers while NATS is stalled',
-      async () => answers.length,
-      (n) => n >= 200,
-    );
-    const early = answers.slice(0, 200);
-    expect(early.every((a) => a.status === 503 && a.code === 'OVERLOADED')).toBe(true);
-    expectRefusalsShed(early);
-    const stalled = await scrape(server);
-    const pending = stalled('tributary_store_pending_bytes');
-    expect(pending).toBeGreaterThan(0);
-    expect(pending).toBeLessThanOrEqual(64 * 1024 + EVENT_BYTES + 512);
-    expect(stalled('tributary_store_shed_writes_total')).toBeGreaterThanOrEqual(200);
-    await server.waitForOutput('shedding load with 503 OVERLOADED');
-
-    nats.resume();
-    const all = await Promise.all(requests);
-    // The waiting ones get their answer: 202, or 503 if NATS's publish timeout passed first.
-    expectRefusalsShed(all);
-    const acknowledged = all.filter((a) => a.status === 202).map((a) => a.id);
-    const overloaded = all.filter((a) => a.code === 'OVERLOADED').length;
-    console.log(
-      `NATS stalled: sent ${all.length}, acknowledged ${acknowledged.length}, ` +
-        `refused OVERLOADED ${overloaded}, other 503 ${all.length - acknowledged.length - overloaded}`,
-    );
-    // Nothing beyond the limit was queued: at most what fits in 64 KiB waited.
-    expect(all.length - overloaded).toBeLessThanOrEqual(Math.ceil((64 * 1024) / EVENT_BYTES) + 1);
-
-    // Back to normal by itself: stored, delivered, and the episode logged as ended.
-    expect((await send(server, 'stalled', 'after', EVENT_BYTES)).status).toBe(202);
-    await allDelivered(receiver, ['before', ...acknowledged, 'after']);
-    await server.waitForOutput('load shedding ended');
-    expect((await scrape(server))('tributary_store_pending_bytes')).toBe(0);
   });
+}
+
+stalledBackend('NATS', !skipWithoutNatsServer, async () => {
+  const nats = await startNatsServer();
+  return { ...nats, args: ['--backend', 'nats', '--nats-url', nats.url] };
+});
+
+stalledBackend('Kafka', await privateKafkaRequired('the Kafka load shedding test'), async () => {
+  const kafka = await startPrivateKafka();
+  return {
+    ...kafka,
+    args: ['--backend', 'kafka', '--kafka-brokers', kafka.bootstrap, '--kafka-partitions', '1'],
+  };
 });
 
 describe('load shedding: embedded', () => {

@@ -254,6 +254,10 @@ export interface PrivateKafka {
   stop(): Promise<void>;
   /** SIGKILL and wait for the exit (a crash); does nothing when not running. */
   kill(): Promise<void>;
+  /** SIGSTOP: the process and its connections stay, and it answers nothing (a stall). */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
   /** Start again on the same ports, configuration and data; resolves once it answers. */
   restart(): Promise<void>;
   /** Stop and remove the temporary directory. */
@@ -555,10 +559,14 @@ export async function startPrivateKafka(options: PrivateKafkaOptions = {}): Prom
 
   const isRunning = (): boolean =>
     current !== undefined && current.child.exitCode === null && current.child.signalCode === null;
+  let paused = false;
   const signal = async (name: NodeJS.Signals): Promise<void> => {
     if (current === undefined || !isRunning()) return;
     const { child, exited } = current;
     child.kill(name);
+    // A stopped process only acts on the signal once it runs again.
+    if (paused) child.kill('SIGCONT');
+    paused = false;
     if (name === 'SIGTERM') {
       // A clean shutdown takes a few seconds; one that hangs becomes a crash.
       const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
@@ -567,6 +575,11 @@ export async function startPrivateKafka(options: PrivateKafkaOptions = {}): Prom
     } else {
       await exited;
     }
+  };
+  const pauseSignal = (name: 'SIGSTOP' | 'SIGCONT'): void => {
+    if (current === undefined || !isRunning()) throw new Error('the Kafka broker is not running');
+    current.child.kill(name);
+    paused = name === 'SIGSTOP';
   };
   let lastOutput = '';
   return {
@@ -584,6 +597,8 @@ export async function startPrivateKafka(options: PrivateKafkaOptions = {}): Prom
     output: () => current?.output() ?? lastOutput,
     stop: () => signal('SIGTERM'),
     kill: () => signal('SIGKILL'),
+    pause: () => pauseSignal('SIGSTOP'),
+    resume: () => pauseSignal('SIGCONT'),
     restart: async () => {
       await signal('SIGTERM');
       lastOutput = current?.output() ?? '';
