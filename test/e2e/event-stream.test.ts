@@ -24,6 +24,9 @@ interface OpenStream {
   readonly messages: Collector<SseMessage>;
   /** Resolves when the server ended the response. */
   readonly ended: Promise<void>;
+  /** Stops reading from the connection (a slow client), and starts again. */
+  pause(): void;
+  resume(): void;
   /** Goes away, as a client that closes its connection. */
   close(): void;
 }
@@ -68,6 +71,8 @@ function openStream(baseUrl: string, broker: string, filter?: string): Promise<O
         contentType: response.headers['content-type'],
         messages,
         ended,
+        pause: () => response.pause(),
+        resume: () => response.resume(),
         close: () => request.destroy(),
       });
     });
@@ -183,6 +188,58 @@ describe('live event stream', () => {
       await staying.messages.until((items) => items.some((m) => m.id === id), 'the event');
     } finally {
       staying.close();
+    }
+  });
+
+  it('drops events for a client that stops reading, says how many once it reads again, and goes on', async () => {
+    const broker = await fx.broker();
+    const stream = await connected(fx.url, broker);
+    try {
+      // The socket's buffers and the server's queue of 1,000 messages hold far less than this.
+      stream.pause();
+      const total = 3000;
+      const perBatch = 50;
+      const data = 'x'.repeat(16 * 1024);
+      for (let first = 0; first < total; first += perBatch) {
+        const batch = Array.from({ length: perBatch }, (_, i) => ({
+          specversion: '1.0',
+          id: `slow-${first + i}`,
+          source: '/slow-client',
+          type: 'com.example.slow',
+          datacontenttype: 'text/plain',
+          data,
+        }));
+        const response = await fetch(`${fx.url}/default/${broker}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/cloudevents-batch+json' },
+          body: JSON.stringify(batch),
+        });
+        expect(response.status).toBe(202);
+      }
+      // Every event was offered to the stream before its 202: the client reads again.
+      stream.resume();
+      const droppedIn = (m: SseMessage): number[] =>
+        m.comments.filter((c) => c.startsWith('dropped ')).map((c) => Number(c.slice(8)));
+      await stream.messages.until(
+        (items) => items.some((m) => droppedIn(m).length > 0),
+        'the dropped comment',
+        60_000,
+      );
+      const dropped = stream.messages.items.flatMap(droppedIn).reduce((a, b) => a + b, 0);
+      const received = eventsIn(stream.messages.items);
+      console.log(`slow client: ${received.length} events sent to it, ${dropped} dropped`);
+      expect(dropped).toBeGreaterThan(0);
+      expect(received.length + dropped).toBe(total);
+      // What it got came in order, without gaps before the drop.
+      expect(received.map((m) => m.id)).toEqual(
+        Array.from({ length: received.length }, (_, i) => `slow-${i}`),
+      );
+
+      // The stream goes on for the client.
+      const id = await fx.send(broker);
+      await stream.messages.until((items) => items.some((m) => m.id === id), 'an event after');
+    } finally {
+      stream.close();
     }
   });
 
