@@ -72,6 +72,33 @@ describe('with the default policy', () => {
     expectRefused(subscription, 'sink', /cloud metadata address/);
   });
 
+  it('refuses a source whose upstream is a metadata or link-local address, naming the field', async () => {
+    const kafka = await putResource(fx.url, 'sources', 'default', 'upstream-kafka', {
+      kind: 'KafkaSource',
+      spec: {
+        bootstrapServers: ['169.254.169.254:9092'],
+        topics: ['t'],
+        consumerGroup: 'g',
+        sink: { uri: 'http://127.0.0.1:9/' },
+      },
+    });
+    expectRefused(kafka, 'spec.bootstrapServers', /cloud metadata address/);
+    const mns = await putResource(fx.url, 'sources', 'default', 'upstream-mns', {
+      kind: 'MnsSource',
+      spec: {
+        endpoint: 'http://[fe80::1]:8080',
+        queue: 'q',
+        accessKeyId: 'k',
+        accessKeySecret: 's',
+        sink: { uri: 'http://127.0.0.1:9/' },
+      },
+    });
+    expect(mns.status, JSON.stringify(mns.body)).toBe(400);
+    expect((mns.body.errors as Problem[]).map((e) => e.field)).toContain('spec.endpoint');
+    const stored = await fetch(`${fx.url}/v1/namespaces/default/sources/upstream-kafka`);
+    expect(stored.status).toBe(404);
+  });
+
   it('keeps delivering to loopback subscribers', async () => {
     const broker = await fx.broker();
     const r = await fx.subscribe(broker, 'loopback');

@@ -296,4 +296,40 @@ describe('the HTTP sender', () => {
     );
     expect((await post(`http://localhost:${port}/`)).result).toMatchObject({ status: 200 });
   });
+
+  it("names the field of a source's refused upstream: URLs and host:port lists", () => {
+    const p = new OutboundPolicy();
+    const fields = (kind: string, spec: Record<string, unknown>): string[] =>
+      validateOutbound({ kind, spec }, p).map((x) => `${x.field} ${x.message}`);
+    expect(fields('MnsSource', { endpoint: 'http://169.254.169.254' })).toEqual([
+      expect.stringMatching(/^spec\.endpoint "169\.254\.169\.254": .*metadata/),
+    ]);
+    expect(
+      fields('ApiServerSource', { cluster: { server: 'https://[fd00:ec2::254]:6443' } }),
+    ).toEqual([expect.stringMatching(/^spec\.cluster\.server /)]);
+    expect(
+      fields('KafkaSource', {
+        bootstrapServers: ['kafka-1:9092,169.254.10.1:9092', 'metadata.google.internal:80'],
+      }),
+    ).toEqual([
+      expect.stringMatching(/^spec\.bootstrapServers "169\.254\.10\.1": .*link-local/),
+      expect.stringMatching(/^spec\.bootstrapServers "metadata\.google\.internal": /),
+    ]);
+    expect(fields('RocketMQSource', { endpoints: '10.0.0.1:8081;[fe80::1]:8081' })).toEqual([
+      expect.stringMatching(/^spec\.endpoints "\[fe80::1\]": /),
+    ]);
+    // Names, private addresses (allowed by default) and the upstream fields of other kinds pass.
+    expect(fields('KafkaSource', { bootstrapServers: ['kafka:9092', '10.1.2.3:9092'] })).toEqual(
+      [],
+    );
+    expect(fields('GitHubSource', { endpoint: 'http://169.254.169.254' })).toEqual([]);
+    // An explicit allow rule wins, as for destinations.
+    const allowing = new OutboundPolicy({ ...DEFAULT_OUTBOUND, allow: ['169.254.10.1'] });
+    expect(
+      validateOutbound(
+        { kind: 'KafkaSource', spec: { bootstrapServers: ['169.254.10.1:9092'] } },
+        allowing,
+      ),
+    ).toEqual([]);
+  });
 });

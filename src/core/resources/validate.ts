@@ -273,21 +273,61 @@ const DESTINATION_URI_PATHS = [
 ] as const;
 
 /**
- * Checks the destination URIs of a Broker, Trigger or source against the outbound policy, as far
- * as the URI alone tells: an IP literal or a known metadata host name the policy refuses is a
- * problem at the URI's field path. Host names are checked when they are resolved, at delivery.
- * URIs that are not valid http(s) URLs are left to the other validators.
+ * The upstream addresses a source connects to, by kind: URLs (MNS endpoint, Kubernetes API server)
+ * and host:port lists (Kafka bootstrap servers, RocketMQ proxy endpoints).
+ */
+const UPSTREAM_PATHS: Readonly<Record<string, readonly (readonly string[])[]>> = {
+  MnsSource: [['endpoint']],
+  ApiServerSource: [['cluster', 'server']],
+  KafkaSource: [['bootstrapServers']],
+  RocketMQSource: [['endpoints']],
+};
+
+function valueAt(spec: unknown, path: readonly string[]): unknown {
+  let value: unknown = spec;
+  for (const key of path) value = isObject(value) ? value[key] : undefined;
+  return value;
+}
+
+/** The hosts of a URL, or of a host:port list (a string, `;`/`,`-separated, or an array of them). */
+function hostsOf(value: unknown): string[] {
+  if (typeof value === 'string' && /^https?:\/\//i.test(value)) {
+    return validateHttpUrl(value, '').length > 0 ? [] : [new URL(value).hostname];
+  }
+  const items = typeof value === 'string' ? [value] : Array.isArray(value) ? value : [];
+  return items
+    .filter((item): item is string => typeof item === 'string')
+    .flatMap((item) => item.split(/[;,]/))
+    .map((address) => address.trim().replace(/:\d{1,5}$/, ''))
+    .filter((host) => host !== '');
+}
+
+/**
+ * Checks a resource's outbound addresses against the outbound policy, as far as the address alone
+ * tells: the destination URIs of a Broker, Trigger or source (subscriber, sink, dead-letter sink)
+ * and the upstream a source reads from. An IP literal or a known metadata host name the policy
+ * refuses is a problem at its field path. Host names of destinations are checked again when they
+ * are resolved, at delivery; upstream clients resolve names themselves (docs/outbound.md).
+ * Values that are not valid addresses are left to the other validators.
  */
 export function validateOutbound(resource: unknown, policy: OutboundPolicy): FieldProblem[] {
   const spec = isObject(resource) ? resource.spec : undefined;
+  const kind = isObject(resource) && typeof resource.kind === 'string' ? resource.kind : '';
   const problems: FieldProblem[] = [];
   for (const path of DESTINATION_URI_PATHS) {
-    let value: unknown = spec;
-    for (const key of path) value = isObject(value) ? value[key] : undefined;
+    const value = valueAt(spec, path);
     if (typeof value !== 'string' || validateHttpUrl(value, '').length > 0) continue;
     const verdict = policy.checkHost(new URL(value).hostname);
     if (verdict.allowed === false) {
       problems.push(problem(`spec.${path.join('.')}`, `"${value}": ${verdict.reason}`));
+    }
+  }
+  for (const path of UPSTREAM_PATHS[kind] ?? []) {
+    for (const host of hostsOf(valueAt(spec, path))) {
+      const verdict = policy.checkHost(host);
+      if (verdict.allowed === false) {
+        problems.push(problem(`spec.${path.join('.')}`, `"${host}": ${verdict.reason}`));
+      }
     }
   }
   return problems;
