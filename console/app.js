@@ -1,4 +1,4 @@
-/* global document, location, history, fetch, URL, URLSearchParams, EventSource, AbortController, setInterval */
+/* global document, location, history, fetch, URL, URLSearchParams, AbortController, TextDecoder, sessionStorage, setInterval, setTimeout, clearTimeout */
 // Tributary's web console. Everything comes from the public HTTP API of the server that serves
 // this file, and every value is written with textContent or as an attribute value: nothing from
 // the server is ever parsed as HTML.
@@ -22,14 +22,52 @@ const state = {
   broker: undefined,
   trigger: undefined,
   filter: '',
-  /** @type {EventSource | undefined} */
+  refreshAgain: false,
+  /** The live stream being read, if any: aborting its controller ends it. */
+  /** @type {{ controller: AbortController } | undefined} */
   stream: undefined,
   refreshing: false,
 };
 
+// ---- the API token ----
+
+// The token is kept in this tab's sessionStorage only: never in localStorage, a cookie or the
+// address, so it goes when the tab closes and is sent nowhere but in the Authorization header.
+const TOKEN_KEY = 'tributary.token';
+
+function storedToken() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) ?? '';
+  } catch {
+    return '';
+  }
+}
+
+function storeToken(token) {
+  try {
+    if (token === '') sessionStorage.removeItem(TOKEN_KEY);
+    else sessionStorage.setItem(TOKEN_KEY, token);
+  } catch {
+    // Storage is off (a privacy setting): the token then lasts until the page is left.
+  }
+  memoryToken = token;
+}
+
+let memoryToken = storedToken();
+
+/** `headers` with `Authorization: Bearer <token>` added when a token is set. */
+function withToken(headers) {
+  return memoryToken === '' ? headers : { ...headers, authorization: `Bearer ${memoryToken}` };
+}
+
 // ---- talking to the API ----
 
-class ApiError extends Error {}
+class ApiError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
 
 /** One line from an application/problem+json answer: its detail and every field problem. */
 function describeProblem(status, problem) {
@@ -41,10 +79,30 @@ function describeProblem(status, problem) {
   return parts.join(' — ');
 }
 
+/** What to do about a 401 or a 403, or nothing for any other status. */
+function tokenHint(status) {
+  if (status === 401) {
+    return memoryToken === ''
+      ? 'This server requires a token: enter one in the API token field at the top.'
+      : 'The server does not accept this token: enter another one, or forget it.';
+  }
+  if (status === 403) {
+    return 'The token in use lacks this access: enter a token for this namespace, or choose a namespace it may use.';
+  }
+  return '';
+}
+
+/** The problem of a refused answer, with the token hint when the refusal is about the token. */
+function refusal(status, body) {
+  const hint = tokenHint(status);
+  const text = `${describeProblem(status, body)} (${status})`;
+  return hint === '' ? text : `${text}. ${hint}`;
+}
+
 async function api(path, init = {}) {
   const response = await fetch(path, {
     ...init,
-    headers: { accept: 'application/json', ...init.headers },
+    headers: withToken({ accept: 'application/json', ...init.headers }),
   });
   const text = await response.text();
   let body;
@@ -53,7 +111,7 @@ async function api(path, init = {}) {
   } catch {
     body = undefined;
   }
-  if (!response.ok) throw new ApiError(describeProblem(response.status, body));
+  if (!response.ok) throw new ApiError(refusal(response.status, body), response.status);
   return body;
 }
 
@@ -223,8 +281,13 @@ function renderSources(items) {
 }
 
 async function refresh() {
-  if (state.refreshing) return;
+  if (state.refreshing) {
+    // A refresh that started before a change (of token) may answer for the old one: go again.
+    state.refreshAgain = true;
+    return;
+  }
   state.refreshing = true;
+  state.refreshAgain = false;
   const namespace = state.namespace;
   try {
     const [brokers, triggers, sources] = await Promise.all(
@@ -242,12 +305,87 @@ async function refresh() {
   } finally {
     state.refreshing = false;
   }
+  if (state.refreshAgain) void refresh();
 }
 
 // ---- live events of a broker ----
 
+/** Waits before the next attempt after a lost stream: 0.5 s, doubling, at most 5 s. */
+const backoffMs = (attempt) => Math.min(500 * 2 ** attempt, 5000);
+/** A stream open this long counts as established: the backoff starts again from its shortest. */
+const STABLE_MS = 10_000;
+
+const LINE_END = /\r\n|\r|\n/g;
+
+/**
+ * Reads the text/event-stream format (the server-sent events specification): lines end with
+ * CRLF, LF or CR; `field: value` lines build a message (`event:` its type, each `data:` one line
+ * of its data); a line starting with `:` is a comment; a blank line dispatches the message.
+ */
+class EventStreamParser {
+  constructor(onMessage, onComment) {
+    this.onMessage = onMessage;
+    this.onComment = onComment;
+    this.buffer = '';
+    this.type = '';
+    this.data = [];
+  }
+
+  push(text) {
+    this.buffer += text;
+    let start = 0;
+    for (;;) {
+      LINE_END.lastIndex = start;
+      const found = LINE_END.exec(this.buffer);
+      if (found === null) break;
+      // A CR last in the buffer may be the first half of a CRLF split across two chunks.
+      if (found[0] === '\r' && found.index === this.buffer.length - 1) break;
+      this.line(this.buffer.slice(start, found.index));
+      start = found.index + found[0].length;
+    }
+    this.buffer = this.buffer.slice(start);
+  }
+
+  line(line) {
+    if (line === '') {
+      const type = this.type || 'message';
+      const data = this.data;
+      this.type = '';
+      this.data = [];
+      if (data.length > 0) this.onMessage(type, data.join('\n'));
+      return;
+    }
+    if (line.startsWith(':')) {
+      this.onComment(line.slice(1).trim());
+      return;
+    }
+    const colon = line.indexOf(':');
+    const field = colon === -1 ? line : line.slice(0, colon);
+    let value = colon === -1 ? '' : line.slice(colon + 1);
+    if (value.startsWith(' ')) value = value.slice(1);
+    if (field === 'event') this.type = value;
+    else if (field === 'data') this.data.push(value);
+    // `id` and `retry` need no handling here: the stream is live only, with no replay.
+  }
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function pause(ms, signal) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
+  });
+}
+
 function closeStream() {
-  state.stream?.close();
+  state.stream?.controller.abort();
   state.stream = undefined;
 }
 
@@ -259,48 +397,97 @@ function streamUrl() {
 function openStream() {
   closeStream();
   showError($('stream-error'), '');
-  const url = streamUrl();
-  const stream = new EventSource(url);
+  const stream = { controller: new AbortController() };
   state.stream = stream;
-  const described = state.filter === '' ? 'all events' : `events where ${state.filter}`;
-  setText($('stream-state'), `Connecting to ${state.broker}…`);
-  stream.addEventListener('open', () => {
-    if (state.stream !== stream) return;
-    setText($('stream-state'), `Connected: showing ${described} as they arrive.`);
-  });
-  stream.addEventListener('cloudevent', (message) => {
-    if (state.stream === stream) addEvent(message.data);
-  });
-  stream.addEventListener('error', () => {
-    if (state.stream !== stream) return;
-    if (stream.readyState === EventSource.CLOSED) {
-      // The server refused the stream (a bad filter, an unknown broker): ask it why.
-      state.stream = undefined;
-      setText($('stream-state'), 'Not connected.');
-      void explainRefusal(url);
-    } else {
-      setText($('stream-state'), 'Connection lost; reconnecting…');
-    }
-  });
+  void runStream(stream, streamUrl(), state.broker);
 }
 
-/** Shows the problem the server gives for `url`, which EventSource does not expose. */
-async function explainRefusal(url) {
-  const controller = new AbortController();
-  try {
-    const response = await fetch(url, {
-      signal: controller.signal,
-      headers: { accept: 'text/event-stream' },
-    });
-    if (response.ok) {
-      controller.abort();
-      showError($('stream-error'), 'The event stream stopped. Apply the filter to reconnect.');
-      return;
+/**
+ * Reads the live stream at `url` until `stream` is aborted: sends the token, shows the server's
+ * problem when it refuses (4xx: final; 5xx: tried again), and after a lost connection connects
+ * again with a short backoff.
+ */
+async function runStream(stream, url, broker) {
+  const { signal } = stream.controller;
+  const current = () => state.stream === stream && !signal.aborted;
+  const described = state.filter === '' ? 'all events' : `events where ${state.filter}`;
+  let attempt = 0;
+  let wasConnected = false;
+  setText($('stream-state'), `Connecting to ${broker}…`);
+  while (current()) {
+    let response;
+    try {
+      response = await fetch(url, {
+        signal,
+        cache: 'no-store',
+        headers: withToken({ accept: 'text/event-stream' }),
+      });
+    } catch {
+      response = undefined;
     }
-    const body = await response.json().catch(() => undefined);
-    showError($('stream-error'), describeProblem(response.status, body));
-  } catch (error) {
-    showError($('stream-error'), `The event stream failed: ${error.message}`);
+    if (!current()) return;
+    if (response !== undefined && !response.ok) {
+      const body = await response.json().catch(() => undefined);
+      if (!current()) return;
+      showError($('stream-error'), refusal(response.status, body));
+      if (response.status < 500) {
+        setText($('stream-state'), 'Not connected.');
+        return;
+      }
+    } else if (response !== undefined) {
+      const since = Date.now();
+      wasConnected = true;
+      showError($('stream-error'), '');
+      const connected = `Connected: showing ${described} as they arrive.`;
+      setText($('stream-state'), connected);
+      const parser = new EventStreamParser(
+        (type, data) => {
+          if (type === 'cloudevent' && current()) addEvent(data);
+        },
+        (comment) => {
+          const dropped = /^dropped (\d+)$/.exec(comment);
+          if (dropped !== null && current()) {
+            setText($('stream-state'), `${connected} ${dropped[1]} skipped: the page fell behind.`);
+          }
+        },
+      );
+      try {
+        await readStream(response.body, parser, signal);
+      } catch {
+        // A lost connection or an abort: decided below.
+      }
+      if (!current()) return;
+      // Back to the shortest wait only after a stream that lasted: one that a proxy keeps
+      // closing at once is asked again less and less often.
+      if (Date.now() - since > STABLE_MS) attempt = 0;
+    }
+    const wait = backoffMs(attempt++);
+    const seconds = (wait / 1000).toLocaleString();
+    setText(
+      $('stream-state'),
+      wasConnected
+        ? `Connection lost; reconnecting in ${seconds} s…`
+        : `Could not connect; trying again in ${seconds} s…`,
+    );
+    await pause(wait, signal);
+  }
+}
+
+/** Feeds `body` (a byte stream) to `parser` as text until it ends or `signal` aborts. */
+async function readStream(body, parser, signal) {
+  const reader = body.getReader();
+  const cancel = () => void reader.cancel().catch(() => {});
+  signal.addEventListener('abort', cancel, { once: true });
+  const decoder = new TextDecoder();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      parser.push(decoder.decode(value, { stream: true }));
+    }
+    parser.push(decoder.decode());
+  } finally {
+    signal.removeEventListener('abort', cancel);
   }
 }
 
@@ -453,6 +640,40 @@ function showNamespace(namespace) {
   history.replaceState(null, '', url);
   void refresh();
 }
+
+// ---- the token form ----
+
+function showTokenState() {
+  const set = memoryToken !== '';
+  setText(
+    $('token-state'),
+    set ? 'A token is in use (kept in this tab only).' : 'No token: requests are sent without one.',
+  );
+  $('forget-token').disabled = !set;
+}
+
+/** Uses `token` (or none) from now on: the lists, dead letters and live stream ask again. */
+function useToken(token) {
+  storeToken(token);
+  $('token').value = '';
+  showTokenState();
+  if (state.broker !== undefined) openStream();
+  void refresh();
+}
+
+$('token-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const token = $('token').value.trim();
+  if (token === '') return;
+  // A bearer token is visible ASCII; anything else could not even be sent as a header.
+  if (!/^[\x21-\x7e]+$/.test(token)) {
+    setText($('token-state'), 'Not used: a token has only visible ASCII characters, no spaces.');
+    return;
+  }
+  useToken(token);
+});
+$('forget-token').addEventListener('click', () => useToken(''));
+showTokenState();
 
 $('namespace').value = state.namespace;
 setText($('events-cap'), EVENT_CAP);

@@ -2,20 +2,29 @@
  * The web console at /ui, end to end: the real server, and Debian's Chromium driven by
  * playwright-core. The page must show what the API says (resources, Ready, counters that follow
  * deliveries), a broker's live events with a CESQL filter, and a trigger's kept dead letters with
- * redrive, without a single error in the browser's console. Screenshots go to
- * test-artifacts/console/.
+ * redrive, without a single error in the browser's console. With bearer tokens required, the page
+ * shows the 401 or 403 problem, and once given a token (kept in sessionStorage only) reads the
+ * lists and streams live events with it, reconnecting after the server went away. Screenshots go
+ * to test-artifacts/console/.
  *
  * Under CI=true a missing /usr/bin/chromium fails the file; elsewhere it is skipped, saying why.
  */
 import { createHmac, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { useServer } from '../support/e2e.js';
 import { deadLetters, getJson, idOf } from '../support/delivery.js';
 import { unavailable } from '../support/required.js';
-import { putResource, ROOT } from '../support/server-process.js';
+import {
+  binaryEvent,
+  putResource,
+  ROOT,
+  startServer,
+  type ServerProcess,
+} from '../support/server-process.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.join(ROOT, 'test-artifacts', 'console');
@@ -61,15 +70,18 @@ describe.runIf(haveChromium)('the web console at /ui', () => {
     expect(unexpected, 'errors in the browser console').toEqual([]);
   });
 
-  /** Opens the console (refreshing every second) and records what the page reports as errors. */
-  async function openConsole(query = ''): Promise<Page> {
+  /**
+   * Opens the console of the server at `base` (refreshing every second) and records what the page
+   * reports as errors.
+   */
+  async function openConsole(query = '', base = fx.url): Promise<Page> {
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     pages.push(page);
     page.on('console', (message) => {
       if (message.type() === 'error') errors.push(`console: ${message.text()}`);
     });
     page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`));
-    const response = await page.goto(`${fx.url}/ui?refresh=1${query}`);
+    const response = await page.goto(`${base}/ui?refresh=1${query}`);
     expect(response?.status()).toBe(200);
     return page;
   }
@@ -299,14 +311,75 @@ describe.runIf(haveChromium)('the web console at /ui', () => {
     const problem = (await refused.json()) as { errors: { field: string; message: string }[] };
     const fieldProblem = problem.errors.find((e) => e.field === 'filter');
     expect(fieldProblem).toBeDefined();
-    // Chromium reports the refused requests in the console; those are the expected errors.
-    expected.push(/status of 400/, /EventSource/);
+    // Chromium reports the refused request in the console; that is the expected error.
+    expected.push(/status of 400/);
     await page.getByLabel('Filter (CESQL)').fill(bad);
     await page.getByRole('button', { name: 'Apply filter' }).click();
     const alert = page.getByRole('alert').filter({ hasText: fieldProblem!.message });
     await alert.waitFor({ timeout: SHOWN_MS });
     expect(await alert.textContent()).toContain(`filter: ${fieldProblem!.message}`);
     await screenshot(page, 'bad-filter');
+  });
+
+  it('reads the event-stream format: multi-line data, CR and CRLF lines, comments, other types', async () => {
+    const broker = await fx.broker();
+    const page = await openConsole();
+    // The page's stream requests are answered here: first a handmade stream, which then ends;
+    // the page connects again and is refused with a problem, which it shows and stops at.
+    const answered: string[] = [];
+    await page.route(`**/v1/namespaces/default/brokers/${broker}/events*`, async (route) => {
+      answered.push(route.request().headers().accept ?? '');
+      if (answered.length === 1) {
+        await route.fulfill({
+          status: 200,
+          contentType: 'text/event-stream',
+          body: [
+            ': connected\r\n\r\n',
+            'event: cloudevent\r\nid: multi\r\n',
+            'data: {"specversion":"1.0","id":"multi",\r\n',
+            'data: "source":"/crafted","type":"com.example.lines"}\r\n\r\n',
+            'event: cloudevent\ndata: first line\ndata:second line\n\n',
+            'event: other\ndata: {"id":"other-type"}\n\n',
+            ':a comment\n',
+            'data: {"id":"untyped"}\n\n',
+            'event:cloudevent\rdata:{"id":"cr-only","type":"com.example.cr","source":"/s"}\r\r',
+            'event: cloudevent\ndata: {"id":"unfinished"}\n',
+          ].join(''),
+        });
+      } else {
+        await route.fulfill({
+          status: 404,
+          contentType: 'application/problem+json',
+          body: JSON.stringify({ status: 404, detail: 'The crafted stream is over' }),
+        });
+      }
+    });
+    expected.push(/status of 404/);
+    await page
+      .getByRole('region', { name: 'Brokers' })
+      .getByRole('button', { name: broker, exact: true })
+      .click();
+    const refused = page.locator('#stream-error').filter({ hasText: 'The crafted stream is over' });
+    await refused.waitFor({ timeout: SHOWN_MS });
+    expect(await refused.textContent()).toContain('(404)');
+    await page
+      .getByRole('status')
+      .filter({ hasText: /^Not connected/ })
+      .waitFor();
+    expect(answered).toEqual(['text/event-stream', 'text/event-stream']);
+
+    // Only the complete cloudevent messages, newest first; data lines joined by a line feed (data
+    // that is not JSON is shown as it came).
+    const rows = await eventsTable(page)
+      .locator('tr')
+      .evaluateAll((trs) =>
+        trs.map((tr: any) => [...tr.cells].map((c: any) => c.textContent as string)),
+      );
+    expect(rows.map((r) => [...r.slice(0, 3), r[4]])).toEqual([
+      ['com.example.cr', '/s', 'cr-only', ''],
+      ['', '', '', 'first line\nsecond line'],
+      ['com.example.lines', '/crafted', 'multi', ''],
+    ]);
   });
 
   it('lists a trigger’s kept dead letters and redrives them, one or all', async () => {
@@ -360,5 +433,182 @@ describe.runIf(haveChromium)('the web console at /ui', () => {
     expect(
       (await getJson(`${fx.url}/v1/namespaces/default/triggers/refusing/deadletters`)).body.total,
     ).toBe(0);
+  });
+
+  describe('when the server requires bearer tokens', () => {
+    const ADMIN = 'console-admin-token-0123456789';
+    const SHOP_READER = 'console-shop-reader-token-000001';
+    let dir: string;
+    let server: ServerProcess;
+    /** The server's options, the same at a restart (a restart also keeps its port). */
+    const serverArgs = (): string[] => [
+      '--admin-token',
+      ADMIN,
+      '--tokens-file',
+      path.join(dir, 'tokens.yaml'),
+    ];
+
+    beforeAll(async () => {
+      dir = mkdtempSync(path.join(tmpdir(), 'tributary-console-tokens-'));
+      writeFileSync(
+        path.join(dir, 'tokens.yaml'),
+        `tokens:
+  - name: shop-reader
+    token: ${SHOP_READER}
+    namespaces: [shop]
+    access: read
+`,
+      );
+      mkdirSync(path.join(dir, 'data'));
+      server = await startServer({ dataDir: path.join(dir, 'data'), args: serverArgs() });
+      for (const [namespace, name] of [
+        ['default', 'guarded'],
+        ['shop', 'orders'],
+      ] as const) {
+        const response = await asAdmin('PUT', `/v1/namespaces/${namespace}/brokers/${name}`, {});
+        expect(response.status).toBe(201);
+      }
+    });
+    afterAll(async () => {
+      await server?.stop();
+      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    });
+
+    async function asAdmin(method: string, apiPath: string, body?: unknown): Promise<Response> {
+      const response = await fetch(`${server.url}${apiPath}`, {
+        method,
+        headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      await response.arrayBuffer();
+      return response;
+    }
+
+    /** Sends an event through the (open) ingress of `namespace/broker`; returns its id. */
+    async function send(namespace: string, broker: string): Promise<string> {
+      const id = randomUUID();
+      const response = await fetch(
+        `${server.url}/${namespace}/${broker}`,
+        binaryEvent(
+          { specversion: '1.0', id, source: '/console-tokens', type: 'com.example.token' },
+          '{"ok":true}',
+          'application/json',
+        ),
+      );
+      expect(response.status).toBe(202);
+      return id;
+    }
+
+    const loadError = (page: Page) => page.locator('#load-error');
+
+    /** What the page keeps: the token in sessionStorage, and how many localStorage keys. */
+    const storage = (page: Page) =>
+      page.evaluate(() => {
+        const g = globalThis as any;
+        return {
+          session: g.sessionStorage.getItem('tributary.token'),
+          local: g.localStorage.length,
+        };
+      });
+
+    async function enterToken(page: Page, token: string): Promise<void> {
+      await page.getByLabel('API token').fill(token);
+      await page.getByRole('button', { name: 'Use token' }).click();
+    }
+
+    it('shows the 401 problem without a token, and with one reads the lists, streams live events and reconnects', async () => {
+      // Chromium reports refused requests, and those cut off or refused while the server restarts.
+      expected.push(
+        /status of 401/,
+        /net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET|CONNECTION_CLOSED|EMPTY_RESPONSE)/,
+      );
+      const page = await openConsole('', server.url);
+
+      const unauthorized = loadError(page).filter({ hasText: 'This request needs a token' });
+      await unauthorized.waitFor({ timeout: SHOWN_MS });
+      expect(await unauthorized.textContent()).toContain('(401)');
+      expect(await unauthorized.textContent()).toContain('enter one in the API token field');
+      expect(await page.locator('#brokers tbody tr').count()).toBe(0);
+      const field = page.getByLabel('API token');
+      expect(await field.getAttribute('type')).toBe('password');
+      expect(await field.getAttribute('autocomplete')).toBe('off');
+      expect(await page.getByRole('button', { name: 'Forget token' }).isDisabled()).toBe(true);
+      await screenshot(page, 'token-missing');
+
+      await enterToken(page, ADMIN);
+      await cell(page, 'Brokers', 'guarded', 'Ready', 'True');
+      await loadError(page).waitFor({ state: 'hidden', timeout: SHOWN_MS });
+      // Kept in this tab's sessionStorage only: not in localStorage, the address or the field.
+      expect(await storage(page)).toEqual({ session: ADMIN, local: 0 });
+      expect(page.url()).not.toContain(ADMIN);
+      expect(await field.inputValue()).toBe('');
+
+      // A reload of the tab keeps the token: the lists load with it, and the live stream sends it.
+      await page.reload();
+      await cell(page, 'Brokers', 'guarded', 'Ready', 'True');
+      await watch(page, 'guarded');
+      const first = await send('default', 'guarded');
+      await eventsTable(page).getByRole('cell', { name: first, exact: true }).waitFor();
+      await screenshot(page, 'token-in-use');
+
+      // The server goes away (it ends every stream) and comes back on the same port: the page
+      // says so and reconnects by itself, with the token.
+      const port = new URL(server.url).port;
+      await server.stop();
+      await page
+        .getByRole('status')
+        .filter({ hasText: /^Connection lost; reconnecting/ })
+        .waitFor({ timeout: SHOWN_MS });
+      server = await startServer({
+        dataDir: path.join(dir, 'data'),
+        args: [...serverArgs(), '--port', port],
+      });
+      expect(server.url).toBe(`http://127.0.0.1:${port}`);
+      await page
+        .getByRole('status')
+        .filter({ hasText: /^Connected/ })
+        .waitFor({ timeout: SHOWN_MS });
+      const second = await send('default', 'guarded');
+      await eventsTable(page).getByRole('cell', { name: second, exact: true }).waitFor();
+      expect(await eventsTable(page).locator('tr').count()).toBe(2);
+
+      // Forgetting the token: the lists and the stream are refused again, and say why.
+      await page.getByRole('button', { name: 'Forget token' }).click();
+      await unauthorized.waitFor({ timeout: SHOWN_MS });
+      const streamRefused = page
+        .locator('#stream-error')
+        .filter({ hasText: 'This request needs a token' });
+      await streamRefused.waitFor({ timeout: SHOWN_MS });
+      expect(await streamRefused.textContent()).toContain('(401)');
+      await page
+        .getByRole('status')
+        .filter({ hasText: /^Not connected/ })
+        .waitFor();
+      expect(await storage(page)).toEqual({ session: null, local: 0 });
+    });
+
+    it('shows the 403 problem for a read token of another namespace, and reads and streams its own', async () => {
+      expected.push(/status of 401/, /status of 403/);
+      const page = await openConsole('', server.url);
+      await loadError(page).filter({ hasText: '(401)' }).waitFor({ timeout: SHOWN_MS });
+
+      await enterToken(page, SHOP_READER);
+      const forbidden = loadError(page).filter({
+        hasText: 'Token "shop-reader" may not read namespace "default"',
+      });
+      await forbidden.waitFor({ timeout: SHOWN_MS });
+      expect(await forbidden.textContent()).toContain('(403)');
+      expect(await forbidden.textContent()).toContain('enter a token for this namespace');
+      expect(await page.locator('#brokers tbody tr').count()).toBe(0);
+      await screenshot(page, 'token-forbidden');
+
+      await page.getByLabel('Namespace').fill('shop');
+      await page.getByRole('button', { name: 'Show', exact: true }).click();
+      await cell(page, 'Brokers', 'orders', 'Ready', 'True');
+      await loadError(page).waitFor({ state: 'hidden', timeout: SHOWN_MS });
+      await watch(page, 'orders');
+      const id = await send('shop', 'orders');
+      await eventsTable(page).getByRole('cell', { name: id, exact: true }).waitFor();
+    });
   });
 });
