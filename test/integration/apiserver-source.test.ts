@@ -162,6 +162,13 @@ describe('ApiServerSource: kill -9 and replicas', { timeout: 180_000 }, () => {
       (seen) => all.every((c) => seen.has(c)),
       30_000,
     );
+    // The new owner lists first and then watches: its watch request may come after the list.
+    await until(
+      'the new owner watching',
+      async () => watchesOf(),
+      (n) => n >= 2,
+      30_000,
+    );
     expect(watchesOf()).toBe(2);
     const delivered = target.requests.map(changeOf);
     console.log(
