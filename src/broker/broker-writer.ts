@@ -128,8 +128,19 @@ export class BrokerWriter {
     try {
       await this.options.eventLog.append(ref, stamped);
     } catch (error) {
+      // The store has no log for a broker the control plane holds ready: either it was deleted a
+      // moment ago (the control plane will know soon) or the store is not itself yet (a NATS
+      // server just restarted answers "no responders" until JetStream is up). A 404 would make
+      // the client drop the events; a 503 makes it retry, and the retry gets the 404 if the
+      // broker is really gone.
       if (isTributaryError(error) && error.code === 'NOT_FOUND') {
-        throw brokerNotFound(namespace, broker);
+        if (controlPlane.readyBroker(namespace, broker) === undefined) {
+          throw brokerNotFound(namespace, broker);
+        }
+        throw new TributaryError('BACKEND_UNAVAILABLE', error.message, {
+          cause: error,
+          retryAfter: 1,
+        });
       }
       // The backend's own message limit (NATS max_payload, Kafka max.message.bytes).
       if (isTributaryError(error) && error.code === 'PAYLOAD_TOO_LARGE') throw error;

@@ -518,8 +518,10 @@ describe.runIf(haveChromium)('the web console at /ui', () => {
 
     it('shows the 401 problem without a token, and with one reads the lists, streams live events and reconnects', async () => {
       // Chromium reports refused requests, and those cut off or refused while the server restarts.
+      // A server that is shutting down answers 503 (SHUTTING_DOWN) until it is gone.
       expected.push(
         /status of 401/,
+        /status of 503/,
         /net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET|CONNECTION_CLOSED|EMPTY_RESPONSE)/,
       );
       const page = await openConsole('', server.url);

@@ -136,3 +136,34 @@ describe('BrokerWriter load shedding', () => {
     expect(writer.pending().shed).toBe(0);
   });
 });
+
+describe('BrokerWriter when the store has no log for the broker', () => {
+  it('answers 503 while the control plane holds the broker ready, 404 once it is gone', async () => {
+    let ready = true;
+    const writer = new BrokerWriter({
+      eventLog: {
+        append: () => {
+          // The broker goes away while its append fails: the check comes after the failure.
+          const wasReady = ready;
+          return Promise.reject(
+            new TributaryError('NOT_FOUND', wasReady ? 'no responders' : 'no log'),
+          );
+        },
+      } as unknown as EventLog,
+      controlPlane: {
+        readyBroker: (namespace, name) => (ready ? { namespace, name } : undefined),
+        countTtlExhausted: () => undefined,
+      },
+      maxTtl: 255,
+      onStoreError: () => undefined,
+    });
+    await expect(writer.write('default', 'b', [event('e0', 10)])).rejects.toMatchObject({
+      code: 'BACKEND_UNAVAILABLE',
+      status: 503,
+      retryAfter: 1,
+    });
+    const pending = writer.write('default', 'b', [event('e1', 10)]);
+    ready = false;
+    await expect(pending).rejects.toMatchObject({ code: 'BROKER_NOT_FOUND', status: 404 });
+  });
+});
