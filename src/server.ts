@@ -213,13 +213,13 @@ export async function startServer(config: Config): Promise<RunningServer> {
     onStoreError: (error) => log.error({ err: error }, 'could not store events'),
     observers,
     maxPendingBytes: config.maxPendingSize,
-    onShedding: (shedding, refused) => {
-      if (shedding) {
+    onShedding: {
+      started: () =>
         log.warn(
           { maxPendingSize: config.maxPendingSize },
           'the event store is not keeping up: shedding load with 503 OVERLOADED',
-        );
-      } else log.info({ refused }, 'the event store caught up: load shedding ended');
+        ),
+      ended: (refused) => log.info({ refused }, 'the event store caught up: load shedding ended'),
     },
   });
   metrics.watchPending(() => writer.pending());

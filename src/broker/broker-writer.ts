@@ -35,7 +35,7 @@ export interface BrokerWriterOptions {
    * than half the limit waiting and no refusal for SHEDDING_QUIET_MS), with the writes refused
    * meanwhile: one log line per episode, not one per refusal.
    */
-  readonly onShedding?: (shedding: boolean, refused: number) => void;
+  readonly onShedding?: { started(): void; ended(refused: number): void };
 }
 
 /** What waits for the event store now, and how many writes were shed so far. */
@@ -115,7 +115,7 @@ export class BrokerWriter {
       this.lastShedAt = Date.now();
       if (this.shedFrom === undefined) {
         this.shedFrom = this.shed - 1;
-        this.options.onShedding?.(true, 1);
+        this.options.onShedding?.started();
       }
       throw new TributaryError(
         'OVERLOADED',
@@ -156,7 +156,7 @@ export class BrokerWriter {
       ) {
         const refused = this.shed - this.shedFrom;
         this.shedFrom = undefined;
-        this.options.onShedding?.(false, refused);
+        this.options.onShedding?.ended(refused);
       }
     }
     this.options.observers?.eventsStored({ namespace, broker, origin, events: stamped });

@@ -8,8 +8,7 @@ import { afterAll, describe } from 'vitest';
 import type { Backend } from '../../src/backends/contracts.js';
 import { createKafkaBackend } from '../../src/backends/kafka/index.js';
 import {
-  deleteGroupsByPrefix,
-  deleteTopicsByPrefix,
+  removeKafkaPrefix,
   KAFKA_BROKERS,
   kafkaRequired,
   uniqueTopicPrefix,
@@ -42,8 +41,7 @@ const harness: BackendHarness = {
   cleanup: async () => {
     for (const backend of opened) await backend.close().catch(() => {});
     opened.clear();
-    await deleteTopicsByPrefix(prefix);
-    await deleteGroupsByPrefix(prefix);
+    await removeKafkaPrefix(prefix);
   },
 };
 afterAll(() => (available ? harness.cleanup() : undefined));

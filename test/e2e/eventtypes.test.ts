@@ -11,8 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getJson, until } from '../support/delivery.js';
 import { TEST_BACKEND } from '../support/e2e.js';
 import {
-  deleteGroupsByPrefix,
-  deleteTopicsByPrefix,
+  removeKafkaPrefix,
   KAFKA_BROKERS,
   kafkaRequired,
   uniqueTopicPrefix,
@@ -61,10 +60,7 @@ function backendOf(): { args: string[]; cleanup: () => Promise<void> } {
         '--kafka-partitions',
         '1',
       ],
-      cleanup: async () => {
-        await deleteTopicsByPrefix(prefix);
-        await deleteGroupsByPrefix(prefix).catch(() => {});
-      },
+      cleanup: () => removeKafkaPrefix(prefix),
     };
   }
   return { args: [], cleanup: async () => {} };

@@ -12,8 +12,7 @@ import { getJson, idOf, until } from '../support/delivery.js';
 import { useServer } from '../support/e2e.js';
 import {
   createKafkaTopic,
-  deleteGroupsByPrefix,
-  deleteTopicsByPrefix,
+  removeKafkaPrefix,
   groupMembers,
   KAFKA_BROKERS,
   kafkaClient,
@@ -71,8 +70,7 @@ describe.skipIf(!available)('KafkaSource', () => {
   });
   afterAll(async () => {
     await producer?.disconnect();
-    await deleteTopicsByPrefix(prefix).catch(() => {});
-    await deleteGroupsByPrefix(prefix).catch(() => {});
+    await removeKafkaPrefix(prefix).catch(() => {});
   });
 
   it('wraps plain records as Knative does and stores them in the broker', async () => {

@@ -9,8 +9,7 @@ import type { Backend } from '../../src/backends/contracts.js';
 import { createKafkaBackend } from '../../src/backends/kafka/index.js';
 import type { CloudEvent } from '../../src/core/event.js';
 import {
-  deleteGroupsByPrefix,
-  deleteTopicsByPrefix,
+  removeKafkaPrefix,
   KAFKA_BROKERS,
   kafkaRequired,
   uniqueTopicPrefix,
@@ -26,10 +25,7 @@ const opened: Backend[] = [];
 afterAll(async () => {
   for (const backend of opened) await backend.close().catch(() => {});
   if (natsUp) await nats.cleanup();
-  if (kafkaUp) {
-    await deleteTopicsByPrefix(kafkaPrefix);
-    await deleteGroupsByPrefix(kafkaPrefix).catch(() => {});
-  }
+  if (kafkaUp) await removeKafkaPrefix(kafkaPrefix);
 });
 
 function event(bytes: number): CloudEvent {

@@ -5,8 +5,7 @@
  */
 import { backlogMemorySuite } from './backlog-memory.suite.js';
 import {
-  deleteGroupsByPrefix,
-  deleteTopicsByPrefix,
+  removeKafkaPrefix,
   KAFKA_BROKERS,
   kafkaRequired,
   uniqueTopicPrefix,
@@ -25,9 +24,6 @@ backlogMemorySuite({
     '--kafka-prefix',
     prefix,
   ],
-  cleanup: async () => {
-    await deleteTopicsByPrefix(prefix);
-    await deleteGroupsByPrefix(prefix);
-  },
+  cleanup: () => removeKafkaPrefix(prefix),
   timeoutMs: 600_000,
 });

@@ -3,8 +3,7 @@
  * that the two replicas' consumers share each trigger's partitions.
  */
 import {
-  deleteGroupsByPrefix,
-  deleteTopicsByPrefix,
+  removeKafkaPrefix,
   KAFKA_BROKERS,
   kafkaRequired,
   uniqueTopicPrefix,
@@ -28,8 +27,5 @@ replicaTests({
   // The rebalance after the kill takes every partition back (kafkajs's eager protocol): what
   // either replica had out and not yet committed comes again.
   maxDuplicates: 16,
-  cleanup: async () => {
-    await deleteTopicsByPrefix(prefix);
-    await deleteGroupsByPrefix(prefix).catch(() => {});
-  },
+  cleanup: () => removeKafkaPrefix(prefix),
 });

@@ -10,8 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { until } from '../support/delivery.js';
 import {
   createKafkaTopic,
-  deleteGroupsByPrefix,
-  deleteTopicsByPrefix,
+  removeKafkaPrefix,
   groupMembers,
   KAFKA_BROKERS,
   kafkaClient,
@@ -83,8 +82,7 @@ describe.skipIf(!kafka)('KafkaSource: kill -9 and replicas', { timeout: 180_000 
   afterAll(async () => {
     await stopAll();
     await producer?.disconnect();
-    await deleteTopicsByPrefix(prefix).catch(() => {});
-    await deleteGroupsByPrefix(prefix).catch(() => {});
+    await removeKafkaPrefix(prefix).catch(() => {});
     if (nats) await removeStreams(natsPrefix).catch(() => {});
     removeTempDirs();
   });

@@ -7,8 +7,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { getJson, idOf } from '../support/delivery.js';
 import {
-  deleteGroupsByPrefix,
-  deleteTopicsByPrefix,
+  removeKafkaPrefix,
   KAFKA_BROKERS,
   kafkaRequired,
   uniqueTopicPrefix,
@@ -77,10 +76,7 @@ const setups: Setup[] = [
       '--kafka-partitions',
       '1',
     ],
-    cleanup: async () => {
-      await deleteTopicsByPrefix(kafkaPrefix);
-      await deleteGroupsByPrefix(kafkaPrefix).catch(() => {});
-    },
+    cleanup: () => removeKafkaPrefix(kafkaPrefix),
   },
 ];
 

@@ -16,13 +16,7 @@ import {
   startServer,
   type ServerProcess,
 } from './server-process.js';
-import {
-  deleteGroupsByPrefix,
-  deleteTopicsByPrefix,
-  KAFKA_BROKERS,
-  kafkaRequired,
-  uniqueTopicPrefix,
-} from './kafka.js';
+import { removeKafkaPrefix, KAFKA_BROKERS, kafkaRequired, uniqueTopicPrefix } from './kafka.js';
 import { natsRequired, NATS_URL, removeStreams, uniquePrefix } from './nats.js';
 import { removeTempDirs, tempDir } from './temp-dir.js';
 
@@ -85,10 +79,7 @@ export function useServer(
     await server?.stop();
     await Promise.all(receivers.map((r) => r.stop()));
     if (prefix !== undefined) await removeStreams(prefix);
-    if (kafkaPrefix !== undefined) {
-      await deleteTopicsByPrefix(kafkaPrefix);
-      await deleteGroupsByPrefix(kafkaPrefix).catch(() => {});
-    }
+    if (kafkaPrefix !== undefined) await removeKafkaPrefix(kafkaPrefix);
     removeTempDirs();
   });
 

@@ -33,6 +33,7 @@ import {
   waitForKafka,
   type SecurityProtocol,
 } from '../../scripts/kafka.js';
+import { manageProcess, type ManagedProcess, type Started } from './managed-process.js';
 import { once, reasonOf, unavailable } from './required.js';
 
 const existingBrokers = process.env.KAFKA_BROKERS?.trim() ?? '';
@@ -182,6 +183,12 @@ export async function deleteGroupsByPrefix(
   }
 }
 
+/** Removes what a test made under `prefix`: its topics, then its consumer groups (best effort). */
+export async function removeKafkaPrefix(prefix: string): Promise<void> {
+  await deleteTopicsByPrefix(prefix);
+  await deleteGroupsByPrefix(prefix).catch(() => {});
+}
+
 // ---------------------------------------------------------------------------------------------
 // Private brokers.
 
@@ -228,7 +235,7 @@ export interface PrivateKafkaTls {
   readonly clientAuth: boolean;
 }
 
-export interface PrivateKafka {
+export interface PrivateKafka extends ManagedProcess {
   readonly port: number;
   readonly controllerPort: number;
   /** `127.0.0.1:<port>`. */
@@ -246,22 +253,6 @@ export interface PrivateKafka {
    * and TLS with the CA and client certificate. `overrides` win (e.g. a wrong password).
    */
   clientConfig(overrides?: Partial<KafkaConfig>): KafkaConfig;
-  /** Whether the broker process runs now. */
-  running(): boolean;
-  /** What the current (or last) process wrote: warnings and errors only. */
-  output(): string;
-  /** SIGTERM (a clean shutdown) and wait for the exit; does nothing when not running. */
-  stop(): Promise<void>;
-  /** SIGKILL and wait for the exit (a crash); does nothing when not running. */
-  kill(): Promise<void>;
-  /** SIGSTOP: the process and its connections stay, and it answers nothing (a stall). */
-  pause(): void;
-  /** SIGCONT after pause(). */
-  resume(): void;
-  /** Start again on the same ports, configuration and data; resolves once it answers. */
-  restart(): Promise<void>;
-  /** Stop and remove the temporary directory. */
-  close(): Promise<void>;
 }
 
 const children = new Set<ChildProcess>();
@@ -402,12 +393,6 @@ async function securitySetup(
 }
 
 class PortTaken extends Error {}
-
-interface Started {
-  readonly child: ChildProcess;
-  readonly exited: Promise<void>;
-  output(): string;
-}
 
 /** Spawns the broker; resolves when it logs that it started, rejects when it exits first. */
 function spawnBroker(
@@ -557,31 +542,6 @@ export async function startPrivateKafka(options: PrivateKafkaOptions = {}): Prom
     throw error;
   }
 
-  const isRunning = (): boolean =>
-    current !== undefined && current.child.exitCode === null && current.child.signalCode === null;
-  let paused = false;
-  const signal = async (name: NodeJS.Signals): Promise<void> => {
-    if (current === undefined || !isRunning()) return;
-    const { child, exited } = current;
-    child.kill(name);
-    // A stopped process only acts on the signal once it runs again.
-    if (paused) child.kill('SIGCONT');
-    paused = false;
-    if (name === 'SIGTERM') {
-      // A clean shutdown takes a few seconds; one that hangs becomes a crash.
-      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-      await exited;
-      clearTimeout(timer);
-    } else {
-      await exited;
-    }
-  };
-  const pauseSignal = (name: 'SIGSTOP' | 'SIGCONT'): void => {
-    if (current === undefined || !isRunning()) throw new Error('the Kafka broker is not running');
-    current.child.kill(name);
-    paused = name === 'SIGSTOP';
-  };
-  let lastOutput = '';
   return {
     port,
     controllerPort,
@@ -593,22 +553,13 @@ export async function startPrivateKafka(options: PrivateKafkaOptions = {}): Prom
     dir,
     dataDir,
     clientConfig,
-    running: isRunning,
-    output: () => current?.output() ?? lastOutput,
-    stop: () => signal('SIGTERM'),
-    kill: () => signal('SIGKILL'),
-    pause: () => pauseSignal('SIGSTOP'),
-    resume: () => pauseSignal('SIGCONT'),
-    restart: async () => {
-      await signal('SIGTERM');
-      lastOutput = current?.output() ?? '';
-      current = undefined;
-      current = await launch();
-    },
-    close: async () => {
-      await signal('SIGTERM');
-      rmSync(dir, { recursive: true, force: true });
-      openDirs.delete(dir);
-    },
+    ...manageProcess(current, {
+      what: 'the Kafka broker',
+      launch,
+      remove: () => {
+        rmSync(dir, { recursive: true, force: true });
+        openDirs.delete(dir);
+      },
+    }),
   };
 }

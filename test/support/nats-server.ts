@@ -10,6 +10,7 @@ import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { manageProcess, type ManagedProcess, type Started } from './managed-process.js';
 
 /** Where nats-server is looked for after NATS_SERVER_BIN and PATH. */
 const USUAL_DIRS = ['/usr/sbin', '/usr/local/bin', '/usr/local/sbin', '/opt/homebrew/bin'];
@@ -44,29 +45,13 @@ export interface NatsServerOptions {
   readonly readyTimeoutMs?: number;
 }
 
-export interface NatsServer {
+export interface NatsServer extends ManagedProcess {
   readonly port: number;
   /** `nats://127.0.0.1:<port>`. */
   readonly url: string;
   /** The server's own temporary directory: its config file, and the JetStream store under it. */
   readonly dir: string;
   readonly storeDir: string;
-  /** Whether the process is running now. */
-  running(): boolean;
-  /** Everything the current process wrote (the server logs to stderr). */
-  output(): string;
-  /** SIGTERM (a clean shutdown) and wait for the exit. Does nothing when not running. */
-  stop(): Promise<void>;
-  /** SIGKILL and wait for the exit (a crash). Does nothing when not running. */
-  kill(): Promise<void>;
-  /** SIGSTOP: the process stays, its connections stay open, and it answers nothing (a stall). */
-  pause(): void;
-  /** SIGCONT after pause(). */
-  resume(): void;
-  /** Start again on the same port, config and store; resolves when it is ready. */
-  restart(): Promise<void>;
-  /** Stop and remove the temporary directory. */
-  close(): Promise<void>;
 }
 
 const running = new Set<ChildProcess>();
@@ -91,12 +76,6 @@ async function freePort(): Promise<number> {
 }
 
 class PortTaken extends Error {}
-
-interface Started {
-  readonly child: ChildProcess;
-  readonly exited: Promise<void>;
-  output(): string;
-}
 
 /** Spawns nats-server and resolves once it logs "Server is ready". */
 function spawnServer(binary: string, args: string[], timeoutMs: number): Promise<Started> {
@@ -183,44 +162,18 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     throw error;
   }
 
-  const isRunning = (): boolean =>
-    current !== undefined && current.child.exitCode === null && current.child.signalCode === null;
-  let paused = false;
-  const signal = async (name: NodeJS.Signals): Promise<void> => {
-    if (current === undefined || !isRunning()) return;
-    current.child.kill(name);
-    // A stopped process only acts on the signal once it runs again.
-    if (paused) current.child.kill('SIGCONT');
-    paused = false;
-    await current.exited;
-  };
-  const pauseSignal = (name: 'SIGSTOP' | 'SIGCONT'): void => {
-    if (current === undefined || !isRunning()) throw new Error('nats-server is not running');
-    current.child.kill(name);
-    paused = name === 'SIGSTOP';
-  };
-  let lastOutput = '';
   return {
     port,
     url: `nats://127.0.0.1:${port}`,
     dir,
     storeDir,
-    running: isRunning,
-    output: () => current?.output() ?? lastOutput,
-    stop: () => signal('SIGTERM'),
-    kill: () => signal('SIGKILL'),
-    pause: () => pauseSignal('SIGSTOP'),
-    resume: () => pauseSignal('SIGCONT'),
-    restart: async () => {
-      await signal('SIGTERM');
-      lastOutput = current?.output() ?? '';
-      current = undefined;
-      current = await spawnServer(binary, argsFor(port), timeoutMs);
-    },
-    close: async () => {
-      await signal('SIGTERM');
-      rmSync(dir, { recursive: true, force: true });
-      openDirs.delete(dir);
-    },
+    ...manageProcess(current, {
+      what: 'nats-server',
+      launch: () => spawnServer(binary, argsFor(port), timeoutMs),
+      remove: () => {
+        rmSync(dir, { recursive: true, force: true });
+        openDirs.delete(dir);
+      },
+    }),
   };
 }

@@ -20,7 +20,7 @@ function event(id: string, bytes: number): CloudEvent {
 /** A writer over a store whose appends wait until the test settles them. */
 function setup(maxPendingBytes: number) {
   const appends: { events: readonly CloudEvent[]; done: Deferred<void> }[] = [];
-  const episodes: [boolean, number][] = [];
+  const episodes: string[] = [];
   const eventLog = {
     append: (_ref: unknown, events: readonly CloudEvent[]) => {
       const done = deferred();
@@ -37,7 +37,10 @@ function setup(maxPendingBytes: number) {
     maxTtl: 255,
     onStoreError: () => undefined,
     maxPendingBytes,
-    onShedding: (shedding, refused) => episodes.push([shedding, refused]),
+    onShedding: {
+      started: () => episodes.push('started'),
+      ended: (refused) => episodes.push(`ended after ${refused} refused`),
+    },
   });
   const write = (id: string, bytes: number) => writer.write('default', 'b', [event(id, bytes)]);
   return { writer, appends, episodes, write };
@@ -102,26 +105,23 @@ describe('BrokerWriter load shedding', () => {
     for (const id of ['r0', 'r1', 'r2']) {
       await expect(write(id, 1000)).rejects.toMatchObject({ code: 'OVERLOADED' });
     }
-    expect(episodes).toEqual([[true, 1]]);
+    expect(episodes).toEqual(['started']);
     // Room is back, but a refusal came just now: the episode goes on.
     appends[0]!.done.resolve();
     appends[1]!.done.resolve();
     appends[2]!.done.resolve();
     await Promise.all(admitted.slice(0, 3));
-    expect(episodes).toEqual([[true, 1]]);
+    expect(episodes).toEqual(['started']);
     // Quiet long enough, but over half the limit still waits: it goes on.
     vi.advanceTimersByTime(SHEDDING_QUIET_MS);
     const more = [4, 5].map((i) => write(`e${i}`, 1000));
     appends[3]!.done.resolve();
     await admitted[3];
-    expect(episodes).toEqual([[true, 1]]);
+    expect(episodes).toEqual(['started']);
     // Under half and quiet: it ends, with the three refusals.
     appends[4]!.done.resolve();
     await more[0];
-    expect(episodes).toEqual([
-      [true, 1],
-      [false, 3],
-    ]);
+    expect(episodes).toEqual(['started', 'ended after 3 refused']);
     appends[5]!.done.resolve();
     await more[1];
     expect(episodes).toHaveLength(2);

@@ -73,12 +73,16 @@ export class TopicView {
       ],
     });
     // A group of this process's own that never commits: every start reads from the beginning.
+    // It has one member, but after Kafka restarts the member kafkajs starts again is a new one,
+    // and the group takes it once the old one's session has expired: a short session keeps the
+    // view (and every write, which waits for it) from stalling long after an outage.
     const groupId = `${topic}.reader.${randomUUID()}`;
     const consumer = options.kafka.consumer({
       groupId,
       maxWaitTimeInMs: 50,
-      sessionTimeout: 10_000,
-      heartbeatInterval: 1_000,
+      sessionTimeout: 6_000,
+      heartbeatInterval: 500,
+      rebalanceTimeout: 3_000,
       allowAutoTopicCreation: false,
     });
     const view = new TopicView(options, consumer, groupId);
