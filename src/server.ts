@@ -122,6 +122,11 @@ async function openBackend(config: Config, log: FastifyBaseLogger): Promise<Back
           if (up) log.info('Kafka connection restored');
           else log.warn('Kafka cannot take writes: the ingress answers 503 until it can');
         },
+        onConsumerStopped: (what, error, restartInMs) =>
+          log.error(
+            { err: error },
+            `${what} stopped on an error kafkajs does not retry; another starts in ${restartInMs} ms`,
+          ),
       });
     }
   }

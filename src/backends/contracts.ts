@@ -3,6 +3,7 @@
  * backends implement them, and all of them pass the suites in test/conformance/. Nothing here
  * exposes a client library's types.
  */
+import type { TributaryError } from '../core/errors.js';
 import type { CloudEvent } from '../core/event.js';
 import type { CompiledFilter } from '../core/filters.js';
 import type { Collection, Resource, ResourceKey } from '../core/resources/types.js';
@@ -47,6 +48,12 @@ export interface SubscriptionOptions {
    * false: unordered.
    */
   readonly ordered?: boolean;
+  /**
+   * Told when this member left the subscription for good on a backend error the backend does not
+   * get over by itself (Kafka: a consumer kafkajs does not restart). Its handle hands out nothing
+   * more: close it and subscribe again.
+   */
+  readonly onLost?: (error: TributaryError) => void;
 }
 
 export interface BrokerLogOptions {

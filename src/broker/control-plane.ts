@@ -25,7 +25,12 @@ import {
   type ResourceKey,
   type Trigger,
 } from '../core/resources/types.js';
-import { TriggerDispatcher, type DispatcherOptions, type TriggerTarget } from './dispatcher.js';
+import {
+  REJOIN_MS,
+  TriggerDispatcher,
+  type DispatcherOptions,
+  type TriggerTarget,
+} from './dispatcher.js';
 import type { ObserverHub } from './observer.js';
 
 export interface ControlPlaneOptions {
@@ -105,6 +110,11 @@ export class ControlPlane {
       onTtlExhausted: (target) => this.countTtlExhausted(target.namespace, target.broker),
       onError: (error, context) =>
         options.log.warn({ err: error, ...context }, 'could not settle a delivery'),
+      onLost: (target, error) =>
+        options.log.error(
+          { err: error, trigger: `${target.namespace}/${target.name}` },
+          `the trigger lost its subscription to a backend error; it joins again in ${REJOIN_MS} ms`,
+        ),
       ...(options.observers === undefined ? {} : { observers: options.observers }),
     };
   }

@@ -49,6 +49,11 @@ export interface DispatcherOptions {
   /** A reply to an event of `target` was dropped because its TTL ran out (a loop). */
   readonly onTtlExhausted: (target: TriggerTarget) => void;
   readonly onError: (error: unknown, context: Record<string, unknown>) => void;
+  /**
+   * The trigger's member left its subscription on a backend error the backend does not get over
+   * by itself, or joining it again failed: it joins again in REJOIN_MS.
+   */
+  readonly onLost?: (target: TriggerTarget, error: unknown) => void;
   /** Told of the replies stored in the broker. */
   readonly observers?: ObserverHub;
 }
@@ -76,6 +81,8 @@ interface DeadLetterPhase {
 }
 
 const SETTLE_RETRY_MIN_MS = 100;
+/** How long after losing its subscription a trigger joins it again. */
+export const REJOIN_MS = 5_000;
 const SETTLE_RETRY_MAX_MS = 5000;
 
 function readNote(note: string | undefined): DeadLetterPhase | undefined {
@@ -107,6 +114,7 @@ export class TriggerDispatcher {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly abort = new AbortController();
   private stopped = false;
+  private rejoinTimer: NodeJS.Timeout | undefined;
   readonly counters: TriggerCounters = { delivered: 0, retried: 0, deadLettered: 0, kept: 0 };
 
   constructor(
@@ -128,6 +136,8 @@ export class TriggerDispatcher {
 
   private async join(): Promise<void> {
     const t = this.target;
+    // The handle is known once subscribe() resolves; a loss reported before cannot be this one's.
+    const joined: { handle?: SubscriptionHandle } = {};
     const handle = await this.options.eventLog.subscribe(
       {
         id: t.uid,
@@ -136,11 +146,36 @@ export class TriggerDispatcher {
         maxInFlight: this.options.maxInFlight,
         filter: t.filter,
         ordered: t.delivery.ordered,
+        onLost: (error) => {
+          if (joined.handle !== undefined) this.lost(joined.handle, error);
+        },
       },
       (message) => this.track(this.deliver(message)),
     );
+    joined.handle = handle;
     this.handle = handle;
     if (this.stopped) await handle.close();
+  }
+
+  /** The member left its subscription for good: it is closed, and the trigger joins again. */
+  private lost(handle: SubscriptionHandle, error: unknown): void {
+    if (this.stopped || handle !== this.handle) return;
+    this.handle = undefined;
+    this.options.onLost?.(this.target, error);
+    void handle.close().catch(() => {});
+    this.rejoinLater();
+  }
+
+  private rejoinLater(): void {
+    this.rejoinTimer = setTimeout(() => {
+      this.rejoinTimer = undefined;
+      if (this.stopped || this.handle !== undefined) return;
+      this.join().catch((error: unknown) => {
+        this.options.onLost?.(this.target, error);
+        this.rejoinLater();
+      });
+    }, REJOIN_MS);
+    this.rejoinTimer.unref();
   }
 
   /**
@@ -167,6 +202,7 @@ export class TriggerDispatcher {
   async stop(deadline: number): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    clearTimeout(this.rejoinTimer);
     await this.handle?.close();
     const remaining = deadline - Date.now();
     if (this.inFlight.size > 0 && remaining > 0) {

@@ -3,12 +3,22 @@
  * Kafka of the test's own is stopped under a running `tributary serve --backend kafka`. Meanwhile
  * the ingress answers 503 with Retry-After, never 202 for an event it could not store; once Kafka
  * is back, ingress and deliveries resume without a restart, and every acknowledged event arrives.
+ *
+ * Then Kafka consumers of the backend that kafkajs gives up on: an error it does not retry (here
+ * the broker refuses the consumers' 6 s session: its group.min.session.timeout.ms is 7 s; a group
+ * the ACLs do not allow is the same case). The service will not start on such a cluster, naming
+ * the cause. When it happens to a running service, the service logs it, a resource write answers
+ * 503 naming the cause at once instead of waiting for a reader that will never come, and once the
+ * cluster is mended the readers and the triggers' consumers start again by themselves: writes and
+ * deliveries work again without restarting the service.
  */
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { createReadyTrigger, until } from '../support/delivery.js';
 import { privateKafkaRequired, startPrivateKafka, type PrivateKafka } from '../support/kafka.js';
 import { Receiver } from '../support/receiver.js';
 import {
-  createTrigger,
   postEvent,
   putResource,
   startServer,
@@ -17,16 +27,25 @@ import {
 import { removeTempDirs, tempDir } from '../support/temp-dir.js';
 
 const available = await privateKafkaRequired('the Kafka outage test');
+const MIN_SESSION = 'group.min.session.timeout.ms';
 
 describe.runIf(available)('Kafka backend: outage', () => {
   let kafka: PrivateKafka | undefined;
   let server: ServerProcess | undefined;
   let receiver: Receiver | undefined;
 
-  afterAll(async () => {
+  /** Stops what a test started: the service, the subscriber and the private Kafka. */
+  async function stopAll(): Promise<void> {
     await server?.stop();
     await receiver?.stop();
     await kafka?.close();
+    server = undefined;
+    receiver = undefined;
+    kafka = undefined;
+  }
+
+  afterAll(async () => {
+    await stopAll();
     removeTempDirs();
   });
 
@@ -42,7 +61,7 @@ describe.runIf(available)('Kafka backend: outage', () => {
     expect(
       (await putResource(server.url, 'brokers', 'default', 'outage', { spec: {} })).status,
     ).toBe(201);
-    await createTrigger(server.url, 'outage-t', {
+    await createReadyTrigger(server.url, 'outage-t', {
       broker: 'outage',
       subscriber: { uri: receiver.url },
       delivery: { retry: 100, backoffPolicy: 'linear', backoffDelay: 'PT0.1S' },
@@ -90,5 +109,84 @@ describe.runIf(available)('Kafka backend: outage', () => {
     );
     expect(refused.every((status) => status === 503)).toBe(true);
     expect(ids().has('during')).toBe(false);
-  });
+  }, 120_000);
+
+  /** Sets or removes the broker's lower bound on sessions, then restarts it. */
+  async function restartKafka(minSession: string | undefined): Promise<void> {
+    const file = path.join(kafka!.dir, 'server.properties');
+    const lines = readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((line) => !line.startsWith(`${MIN_SESSION}=`));
+    if (minSession !== undefined) lines.push(`${MIN_SESSION}=${minSession}`);
+    writeFileSync(file, lines.join('\n'), 'utf8');
+    await kafka!.restart();
+  }
+
+  /** PUTs a broker until the answer is not a 503. */
+  const storeBroker = (name: string) =>
+    until(
+      `broker ${name} stored`,
+      () => putResource(server!.url, 'brokers', 'default', name, { spec: {} }),
+      (answer) => answer.status !== 503,
+      60_000,
+    );
+
+  it('will not start on a cluster whose refusal kafkajs does not retry, and names the cause', async () => {
+    await stopAll();
+    kafka = await startPrivateKafka({ properties: { [MIN_SESSION]: '7000' } });
+    await expect(
+      startServer({
+        dataDir: tempDir(),
+        args: ['--backend', 'kafka', '--kafka-brokers', kafka.bootstrap],
+      }),
+    ).rejects.toThrow(/the reader of tributary\.\w+ stopped: The session timeout is not within/);
+  }, 90_000);
+
+  it('answers 503 with the cause while it cannot read, and recovers by itself once Kafka is mended', async () => {
+    await stopAll();
+    kafka = await startPrivateKafka();
+    server = await startServer({
+      dataDir: tempDir(),
+      args: ['--backend', 'kafka', '--kafka-brokers', kafka.bootstrap],
+    });
+    expect((await storeBroker('mended')).status).toBe(201);
+    receiver = await new Receiver().start();
+    await createReadyTrigger(server.url, 'mended-t', {
+      broker: 'mended',
+      subscriber: { uri: receiver.url },
+    });
+    expect((await postEvent(server.url, 'mended', 'before', '/mended')).status).toBe(202);
+    await receiver.waitFor(1, 30_000);
+
+    // The cluster now refuses the consumers' sessions: they stop when they join again.
+    await restartKafka('7000');
+    await server.waitForOutput(
+      'the reader of tributary.resources stopped on an error kafkajs does not retry',
+      60_000,
+    );
+    await server.waitForOutput('the trigger lost its subscription to a backend error', 60_000);
+    const refused = await putResource(server.url, 'brokers', 'default', 'later', { spec: {} });
+    expect(refused.status).toBe(503);
+    expect(refused.body.code).toBe('BACKEND_UNAVAILABLE');
+    expect(String(refused.body.detail)).toMatch(
+      /the reader of tributary\.resources stopped: The session timeout is not within/,
+    );
+
+    // Mended: the same service process stores and delivers again.
+    await restartKafka(undefined);
+    expect((await storeBroker('later')).status).toBe(201);
+    const sent = await until(
+      'an event accepted',
+      () => postEvent(server!.url, 'mended', 'after', '/mended'),
+      (response) => response.status !== 503,
+      30_000,
+    );
+    expect(sent.status).toBe(202);
+    await until(
+      'the event sent after mending delivered',
+      async () => receiver!.requests.map((r) => String(r.headers['ce-id'])),
+      (ids) => ids.includes('after'),
+      60_000,
+    );
+  }, 240_000);
 });

@@ -5,7 +5,7 @@
  * by nats-replicas.test.ts and kafka-replicas.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { until, untilTriggerStatus } from '../support/delivery.js';
+import { createReadyTrigger, until } from '../support/delivery.js';
 import { Receiver } from '../support/receiver.js';
 import {
   postEvent,
@@ -71,27 +71,6 @@ export function replicaTests(backend: ReplicaBackend): void {
         return (await postEvent(server.url, broker, id, '/replicas')).status;
       }
 
-      /**
-       * Creates a trigger through `server` and waits until it is Ready there. Joining a consumer
-       * group while the other replica joins it too can take longer than the 10 s a PUT waits for
-       * (Kafka under the load of the whole test run), so Ready is awaited, not required at once.
-       */
-      async function createTrigger(
-        server: string,
-        name: string,
-        spec: Record<string, unknown>,
-      ): Promise<void> {
-        const { status } = await putResource(server, 'triggers', 'default', name, { spec });
-        expect([200, 201]).toContain(status);
-        await untilTriggerStatus(
-          server,
-          name,
-          (st: { conditions: { type: string; status: string }[] }) =>
-            st.conditions.some((c) => c.type === 'Ready' && c.status === 'True'),
-          60_000,
-        );
-      }
-
       async function deliveredBy(server: ServerProcess, trigger: string): Promise<number> {
         const response = await fetch(`${server.url}/v1/namespaces/default/triggers/${trigger}`);
         const body = (await response.json()) as { status: { deliveries?: { delivered: number } } };
@@ -132,7 +111,10 @@ export function replicaTests(backend: ReplicaBackend): void {
         expect(
           (await putResource(a.url, 'brokers', 'default', 'shared', { spec: {} })).status,
         ).toBe(201);
-        await createTrigger(a.url, 'shared-t', { broker: 'shared', subscriber: { uri: r.url } });
+        await createReadyTrigger(a.url, 'shared-t', {
+          broker: 'shared',
+          subscriber: { uri: r.url },
+        });
         await followed(a, b, 'shared-t');
 
         const ids = Array.from({ length: 200 }, (_, i) => `shared-${i}`);
@@ -165,7 +147,7 @@ export function replicaTests(backend: ReplicaBackend): void {
         const first = await receiver();
         const second = await receiver();
         await putResource(b.url, 'brokers', 'default', 'changing', { spec: {} });
-        await createTrigger(b.url, 'changing-t', {
+        await createReadyTrigger(b.url, 'changing-t', {
           broker: 'changing',
           subscriber: { uri: first.url },
         });
@@ -192,7 +174,7 @@ export function replicaTests(backend: ReplicaBackend): void {
         r.responder = () =>
           new Promise((resolve) => setTimeout(() => resolve({ status: 200 }), 20));
         await putResource(a.url, 'brokers', 'default', 'crash', { spec: {} });
-        await createTrigger(a.url, 'crash-t', {
+        await createReadyTrigger(a.url, 'crash-t', {
           broker: 'crash',
           subscriber: { uri: r.url },
           delivery: { retry: 100, backoffPolicy: 'linear', backoffDelay: 'PT0.05S' },

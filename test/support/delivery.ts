@@ -100,6 +100,11 @@ export async function until<T>(
   }
 }
 
+/** True of a resource status whose Ready condition is True. */
+export function isReady(status: { conditions?: { type: string; status: string }[] }): boolean {
+  return status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
+}
+
 /** Resolves with a trigger's status once `holds` is true of it. */
 export function untilTriggerStatus(
   baseUrl: string,
@@ -113,6 +118,27 @@ export function untilTriggerStatus(
     holds,
     timeoutMs,
   );
+}
+
+/**
+ * PUTs a trigger and waits until it is Ready. Its first subscription attempt can fail (a Kafka
+ * partition just created with no leader known yet) or take longer than the 10 s a PUT waits for
+ * (a consumer group other replicas join at the same time, under the load of the whole test run);
+ * the control plane retries it, so Ready is awaited, not required of the answer.
+ */
+export async function createReadyTrigger(
+  baseUrl: string,
+  name: string,
+  spec: Record<string, unknown>,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const response = await fetch(`${baseUrl}/v1/namespaces/default/triggers/${name}`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ spec }),
+  });
+  expect([200, 201]).toContain(response.status);
+  await untilTriggerStatus(baseUrl, name, isReady, timeoutMs);
 }
 
 /** Resolves with a broker's status once `holds` is true of it. */

@@ -31,7 +31,7 @@ import type {
 } from '../contracts.js';
 import { decodeRecord, encodeRecord, headerText, type RecordHeadersIn } from './codec.js';
 import { kafkaError, isUnknownTopic } from './errors.js';
-import { TopicView, type ViewRecord } from './topic-view.js';
+import { consumerStopped, TopicView, type ViewClients, type ViewRecord } from './topic-view.js';
 import { guarded, Handout, orderingKey, sameBroker, settleOnce } from '../handout.js';
 
 export interface TopicOptions {
@@ -100,41 +100,43 @@ export class KafkaEventLog implements EventLog {
   private readonly knownTopics = new Set<string>();
   private deadCounter = 0;
 
+  readonly kafka: Kafka;
+  readonly admin: Admin;
+  readonly producer: Producer;
+  private readonly options: TopicOptions & { readonly replicationFactor: number };
+
   private constructor(
-    readonly kafka: Kafka,
-    readonly admin: Admin,
-    readonly producer: Producer,
+    clients: ViewClients,
     readonly prefix: string,
-    private readonly options: TopicOptions & { readonly replicationFactor: number },
-  ) {}
+    options: TopicOptions,
+  ) {
+    this.kafka = clients.kafka;
+    this.admin = clients.admin;
+    this.producer = clients.producer;
+    this.options = { ...options, replicationFactor: clients.replicationFactor };
+  }
 
   static async open(
-    kafka: Kafka,
-    admin: Admin,
-    producer: Producer,
+    clients: ViewClients,
     prefix: string,
     options: TopicOptions,
   ): Promise<KafkaEventLog> {
-    const log = new KafkaEventLog(kafka, admin, producer, prefix, {
-      ...options,
-      replicationFactor: options.replicationFactor ?? 1,
-    });
+    const log = new KafkaEventLog(clients, prefix, options);
     log.notesView = await TopicView.open({
-      kafka,
-      admin,
-      producer,
+      ...clients,
       topic: `${prefix}.notes`,
-      replicationFactor: options.replicationFactor ?? 1,
       onRecord: (record) => log.applyNote(record),
     });
-    log.deadView = await TopicView.open({
-      kafka,
-      admin,
-      producer,
-      topic: `${prefix}.dead`,
-      replicationFactor: options.replicationFactor ?? 1,
-      onRecord: (record) => log.applyDead(record),
-    });
+    try {
+      log.deadView = await TopicView.open({
+        ...clients,
+        topic: `${prefix}.dead`,
+        onRecord: (record) => log.applyDead(record),
+      });
+    } catch (error) {
+      await log.notesView.close();
+      throw error;
+    }
     return log;
   }
 
@@ -746,6 +748,7 @@ class Member implements SubscriptionHandle {
   readonly broker: BrokerRef;
   private filter: EventFilter | undefined;
   private readonly ordered: boolean;
+  private readonly onLost: SubscriptionOptions['onLost'];
   private readonly maxInFlight: number;
   private readonly consumer: Consumer;
   private readonly subscription: string;
@@ -769,6 +772,7 @@ class Member implements SubscriptionHandle {
     this.broker = { namespace: options.broker.namespace, name: options.broker.name };
     this.filter = options.filter;
     this.ordered = options.ordered === true;
+    this.onLost = options.onLost;
     this.maxInFlight = Math.max(1, options.maxInFlight);
     this.subscription = log.subscriptionKey(this.broker, this.id);
     this.handout = new Handout<Pending>(
@@ -794,6 +798,23 @@ class Member implements SubscriptionHandle {
     const firstJoin = new Promise<void>((resolve) => {
       joined = resolve;
     });
+    let stopped: (error: unknown) => void = () => {};
+    const stoppedBeforeJoin = new Promise<never>((_, reject) => {
+      stopped = reject;
+    });
+    stoppedBeforeJoin.catch(() => {});
+    // kafkajs starts a crashed consumer again by itself unless the error is one it does not retry.
+    this.consumer.on(this.consumer.events.CRASH, (event) => {
+      if (event.payload.restart || this.closed) return;
+      const failure = consumerStopped(
+        `the consumer of subscription ${this.id}`,
+        event.payload.error,
+      );
+      // Before the first join: subscribe() fails with it. After: the member is gone from its
+      // group (other replicas take its partitions), and its owner subscribes again.
+      stopped(failure);
+      this.onLost?.(failure);
+    });
     this.consumer.on(this.consumer.events.GROUP_JOIN, (event) => {
       joined();
       const assigned = new Set<string>();
@@ -815,6 +836,7 @@ class Member implements SubscriptionHandle {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       firstJoin,
+      stoppedBeforeJoin,
       new Promise<void>((_, reject) => {
         timer = setTimeout(
           () => reject(new Error('the consumer group did not take this member in 30 s')),

@@ -11,6 +11,7 @@ import { kafkaError } from './errors.js';
 import { KafkaEventLog, type TopicOptions } from './event-log.js';
 import { KafkaLedger } from './ledger.js';
 import { KafkaResourceStore } from './resource-store.js';
+import type { ViewClients } from './topic-view.js';
 
 export type { TopicOptions } from './event-log.js';
 
@@ -40,6 +41,7 @@ export interface KafkaBackendOptions {
   readonly requestTimeoutMs?: number;
   /** Told when a write fails for want of Kafka (false) and when Kafka answers again (true). */
   readonly onConnection?: (up: boolean) => void;
+  readonly onConsumerStopped?: ViewClients['onConsumerStopped'];
   /** How long the delivery ledger keeps a webhook delivery id (default 24 hours). */
   readonly deliveryWindowMs?: number;
 }
@@ -158,9 +160,14 @@ export async function createKafkaBackend(options: KafkaBackendOptions): Promise<
   try {
     await admin.connect();
     await producer.connect();
-    const replication = options.topics?.replicationFactor ?? 1;
-    eventLog = await KafkaEventLog.open(kafka, admin, producer, prefix, options.topics ?? {});
-    const clients = { kafka, admin, producer, replicationFactor: replication };
+    const clients: ViewClients = {
+      kafka,
+      admin,
+      producer,
+      replicationFactor: options.topics?.replicationFactor ?? 1,
+      onConsumerStopped: options.onConsumerStopped,
+    };
+    eventLog = await KafkaEventLog.open(clients, prefix, options.topics ?? {});
     resources = await KafkaResourceStore.open(clients, prefix);
     ledger = await KafkaLedger.open(clients, prefix, options.deliveryWindowMs ?? DAY_MS);
   } catch (error) {

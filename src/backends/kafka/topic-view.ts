@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Admin, Consumer, Kafka, Producer } from 'kafkajs';
 import { TributaryError } from '../../core/errors.js';
+import { RETRY_AFTER_SECONDS } from './errors.js';
 
 export interface ViewRecord {
   readonly key: string;
@@ -22,6 +23,12 @@ export interface ViewClients {
   readonly admin: Admin;
   readonly producer: Producer;
   readonly replicationFactor: number;
+  /**
+   * Told when a kafkajs consumer of the backend stopped for good on an error kafkajs does not
+   * retry (a group Kafka refuses to authorize, a session timeout outside the broker's range):
+   * `what` names it; the backend starts another one by itself in `restartInMs`.
+   */
+  readonly onConsumerStopped?: (what: string, error: TributaryError, restartInMs: number) => void;
 }
 
 export interface TopicViewOptions extends ViewClients {
@@ -37,18 +44,36 @@ export interface TopicViewOptions extends ViewClients {
 interface Waiter {
   readonly offset: number;
   readonly resolve: () => void;
+  readonly reject: (error: TributaryError) => void;
+}
+
+/** How long after a reader stopped for good a new one is started. */
+export const READER_RESTART_MS = 5_000;
+
+/**
+ * A kafkajs consumer that stopped on an error kafkajs does not retry, as a 503 naming it (a retry
+ * can succeed once the cause is mended: the backend starts a new consumer by itself).
+ */
+export function consumerStopped(what: string, error: unknown): TributaryError {
+  const message = (error as Error)?.message ?? String(error);
+  return new TributaryError('BACKEND_UNAVAILABLE', `Kafka: ${what} stopped: ${message}`, {
+    cause: error,
+    retryAfter: RETRY_AFTER_SECONDS,
+  });
 }
 
 export class TopicView {
   private applied = -1;
   private readonly waiters = new Set<Waiter>();
   private closed = false;
+  /** The reader now, and its consumer group (deleted when the reader is replaced or closed). */
+  private consumer: Consumer | undefined;
+  private groupId = '';
+  /** Why the reader stopped, until a new one has joined its group. */
+  private failure: TributaryError | undefined;
+  private restartTimer: NodeJS.Timeout | undefined;
 
-  private constructor(
-    private readonly options: TopicViewOptions,
-    private readonly consumer: Consumer,
-    private readonly groupId: string,
-  ) {}
+  private constructor(private readonly options: TopicViewOptions) {}
 
   /** Creates the topic when missing, and resolves once everything it held at the start is read. */
   static async open(options: TopicViewOptions): Promise<TopicView> {
@@ -72,12 +97,29 @@ export class TopicView {
         },
       ],
     });
-    // A group of this process's own that never commits: every start reads from the beginning.
+    const view = new TopicView(options);
+    try {
+      const [end] = await admin.fetchTopicOffsets(topic);
+      const high = Number(end?.high ?? 0);
+      await view.startReader();
+      if (high > 0) await view.reached(high - 1, options.catchUpTimeoutMs ?? 60_000);
+    } catch (error) {
+      await view.close();
+      throw error;
+    }
+    return view;
+  }
+
+  /** Starts a kafkajs consumer that reads the topic from its beginning. */
+  private async startReader(): Promise<void> {
+    const { topic } = this.options;
+    // A group of this reader's own that never commits: every start reads from the beginning.
     // It has one member, but after Kafka restarts the member kafkajs starts again is a new one,
     // and the group takes it once the old one's session has expired: a short session keeps the
     // view (and every write, which waits for it) from stalling long after an outage.
     const groupId = `${topic}.reader.${randomUUID()}`;
-    const consumer = options.kafka.consumer({
+    this.groupId = groupId;
+    const consumer = this.options.kafka.consumer({
       groupId,
       maxWaitTimeInMs: 50,
       sessionTimeout: 6_000,
@@ -85,15 +127,20 @@ export class TopicView {
       rebalanceTimeout: 3_000,
       allowAutoTopicCreation: false,
     });
-    const view = new TopicView(options, consumer, groupId);
-    const [end] = await admin.fetchTopicOffsets(topic);
-    const high = Number(end?.high ?? 0);
+    this.consumer = consumer;
+    consumer.on(consumer.events.GROUP_JOIN, () => {
+      if (consumer === this.consumer) this.failure = undefined;
+    });
+    // kafkajs starts a crashed consumer again by itself unless the error is one it does not retry.
+    consumer.on(consumer.events.CRASH, (event) => {
+      if (!event.payload.restart) this.readerStopped(consumer, event.payload.error);
+    });
     await consumer.connect();
     await consumer.subscribe({ topics: [topic], fromBeginning: true });
     await consumer.run({
       autoCommit: false,
       eachMessage: async ({ message }) => {
-        view.apply({
+        this.apply({
           key: message.key?.toString('utf8') ?? '',
           value: message.value,
           offset: Number(message.offset),
@@ -101,8 +148,37 @@ export class TopicView {
         });
       },
     });
-    if (high > 0) await view.reached(high - 1, options.catchUpTimeoutMs ?? 60_000);
-    return view;
+  }
+
+  /**
+   * The reader stopped for good: what waits for it fails at once (so does every write until a new
+   * reader has joined), and a new reader starts after READER_RESTART_MS, reading from the
+   * beginning (what this view applied already is skipped).
+   */
+  private readerStopped(consumer: Consumer, error: unknown): void {
+    if (this.closed || consumer !== this.consumer || this.restartTimer !== undefined) return;
+    const failure = consumerStopped(`the reader of ${this.options.topic}`, error);
+    this.failure = failure;
+    for (const waiter of this.waiters) waiter.reject(failure);
+    this.waiters.clear();
+    this.options.onConsumerStopped?.(
+      `the reader of ${this.options.topic}`,
+      failure,
+      READER_RESTART_MS,
+    );
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (this.closed) return;
+      const stale = this.groupId;
+      void consumer
+        .disconnect()
+        .then(() => this.options.admin.deleteGroups([stale]))
+        .catch(() => {});
+      this.startReader().catch((startError: unknown) => {
+        this.readerStopped(this.consumer!, startError);
+      });
+    }, READER_RESTART_MS);
+    this.restartTimer.unref();
   }
 
   private apply(record: ViewRecord): void {
@@ -123,6 +199,7 @@ export class TopicView {
   /** Resolves once the record at `offset` (or a later one) has been applied here. */
   reached(offset: number, timeoutMs = 30_000): Promise<void> {
     if (offset <= this.applied) return Promise.resolve();
+    if (this.failure !== undefined) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters.delete(waiter);
@@ -140,6 +217,10 @@ export class TopicView {
           clearTimeout(timer);
           resolve();
         },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
       };
       this.waiters.add(waiter);
     });
@@ -148,6 +229,8 @@ export class TopicView {
   /** Writes `value` (null: a tombstone) under `key`; resolves with its offset once applied here. */
   async write(key: string, value: Buffer | null): Promise<number> {
     if (this.closed) throw new TributaryError('SHUTTING_DOWN', 'The Kafka backend is closed');
+    // Nothing is written while it could not be read back: the caller could not learn its outcome.
+    if (this.failure !== undefined) throw this.failure;
     const [metadata] = await this.options.producer.send({
       topic: this.options.topic,
       acks: -1,
@@ -162,7 +245,8 @@ export class TopicView {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.consumer.disconnect().catch(() => {});
+    clearTimeout(this.restartTimer);
+    await this.consumer?.disconnect().catch(() => {});
     await this.options.admin.deleteGroups([this.groupId]).catch(() => {});
   }
 }
