@@ -81,9 +81,9 @@ interface DeadLetterPhase {
 }
 
 const SETTLE_RETRY_MIN_MS = 100;
+const SETTLE_RETRY_MAX_MS = 5000;
 /** How long after losing its subscription a trigger joins it again. */
 export const REJOIN_MS = 5_000;
-const SETTLE_RETRY_MAX_MS = 5000;
 
 function readNote(note: string | undefined): DeadLetterPhase | undefined {
   if (note === undefined) return undefined;

@@ -28,7 +28,7 @@ import type { Producer } from 'kafkajs';
 import { Kafka } from 'kafkajs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startPrivateKafka, type PrivateKafka } from '../support/kafka.js';
-import { until } from '../support/delivery.js';
+import { putWhileUnavailable, until } from '../support/delivery.js';
 import { Receiver, type ReceivedRequest } from '../support/receiver.js';
 import {
   createTrigger,
@@ -270,12 +270,7 @@ export function crashTests(backend: CrashBackend): void {
         receivers.push(subscriber.receiver);
         // Right after case 3 the Kafka backend's views may still be rejoining: a client retries a
         // 503 (the retried PUT replaces a broker the first try did store: 200).
-        const { status } = await until(
-          `broker ${broker} stored`,
-          () => putResource(server.url, 'brokers', 'default', broker, { spec: {} }),
-          (answer) => answer.status !== 503,
-          60_000,
-        );
+        const { status } = await putWhileUnavailable(server.url, 'brokers', broker, { spec: {} });
         expect([200, 201]).toContain(status);
         await createTrigger(server.url, `${broker}-t`, {
           broker,

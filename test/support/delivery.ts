@@ -5,6 +5,7 @@
  */
 import { expect } from 'vitest';
 import type { Answer, Receiver, ReceivedRequest, Responder } from './receiver.js';
+import { putResource } from './server-process.js';
 
 /**
  * Makes `responder` answer the receiver's requests and records when each one arrived (the
@@ -132,13 +133,29 @@ export async function createReadyTrigger(
   spec: Record<string, unknown>,
   timeoutMs = 60_000,
 ): Promise<void> {
-  const response = await fetch(`${baseUrl}/v1/namespaces/default/triggers/${name}`, {
-    method: 'PUT',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ spec }),
-  });
-  expect([200, 201]).toContain(response.status);
+  const { status } = await putResource(baseUrl, 'triggers', 'default', name, { spec });
+  expect([200, 201]).toContain(status);
   await untilTriggerStatus(baseUrl, name, isReady, timeoutMs);
+}
+
+/**
+ * PUTs a resource (namespace default) again while the answer is 503, as a client honouring
+ * Retry-After would (e.g. right after the backend restarted), and resolves with the first other
+ * answer.
+ */
+export function putWhileUnavailable(
+  baseUrl: string,
+  collection: string,
+  name: string,
+  body: unknown,
+  timeoutMs = 60_000,
+): ReturnType<typeof putResource> {
+  return until(
+    `${collection}/${name} stored`,
+    () => putResource(baseUrl, collection, 'default', name, body),
+    (answer) => answer.status !== 503,
+    timeoutMs,
+  );
 }
 
 /** Resolves with a broker's status once `holds` is true of it. */

@@ -54,3 +54,15 @@ export function kafkaError(error: unknown, what: string): TributaryError {
     retryAfter: RETRY_AFTER_SECONDS,
   });
 }
+
+/**
+ * A kafkajs consumer that stopped on an error kafkajs does not retry, as a 503 naming it (a retry
+ * can succeed once the cause is mended: the backend starts a new consumer, or joins again).
+ */
+export function consumerStopped(what: string, error: unknown): TributaryError {
+  const message = (error as Error)?.message ?? String(error);
+  return new TributaryError('BACKEND_UNAVAILABLE', `Kafka: ${what} stopped: ${message}`, {
+    cause: error,
+    retryAfter: RETRY_AFTER_SECONDS,
+  });
+}

@@ -30,8 +30,8 @@ import type {
   SubscriptionOptions,
 } from '../contracts.js';
 import { decodeRecord, encodeRecord, headerText, type RecordHeadersIn } from './codec.js';
-import { kafkaError, isUnknownTopic } from './errors.js';
-import { consumerStopped, TopicView, type ViewClients, type ViewRecord } from './topic-view.js';
+import { consumerStopped, kafkaError, isUnknownTopic } from './errors.js';
+import { TopicView, type ViewClients, type ViewRecord } from './topic-view.js';
 import { guarded, Handout, orderingKey, sameBroker, settleOnce } from '../handout.js';
 
 export interface TopicOptions {
@@ -794,15 +794,14 @@ class Member implements SubscriptionHandle {
 
   async start(): Promise<void> {
     const topics = [this.log.topic(this.broker), this.log.redriveTopic(this.broker)];
+    // A member is a member once the group has it (and its partitions are assigned).
     let joined: () => void = () => {};
-    const firstJoin = new Promise<void>((resolve) => {
+    let failed: (error: unknown) => void = () => {};
+    const firstJoin = new Promise<void>((resolve, reject) => {
       joined = resolve;
+      failed = reject;
     });
-    let stopped: (error: unknown) => void = () => {};
-    const stoppedBeforeJoin = new Promise<never>((_, reject) => {
-      stopped = reject;
-    });
-    stoppedBeforeJoin.catch(() => {});
+    firstJoin.catch(() => {}); // awaited below, once the consumer runs
     // kafkajs starts a crashed consumer again by itself unless the error is one it does not retry.
     this.consumer.on(this.consumer.events.CRASH, (event) => {
       if (event.payload.restart || this.closed) return;
@@ -812,7 +811,7 @@ class Member implements SubscriptionHandle {
       );
       // Before the first join: subscribe() fails with it. After: the member is gone from its
       // group (other replicas take its partitions), and its owner subscribes again.
-      stopped(failure);
+      failed(failure);
       this.onLost?.(failure);
     });
     this.consumer.on(this.consumer.events.GROUP_JOIN, (event) => {
@@ -832,18 +831,11 @@ class Member implements SubscriptionHandle {
       partitionsConsumedConcurrently: 64,
       eachBatch: (payload) => this.eachBatch(payload),
     });
-    // A member is a member once the group has it (and its partitions are assigned).
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      firstJoin,
-      stoppedBeforeJoin,
-      new Promise<void>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error('the consumer group did not take this member in 30 s')),
-          30_000,
-        );
-      }),
-    ]).finally(() => clearTimeout(timer));
+    const timer = setTimeout(
+      () => failed(new Error('the consumer group did not take this member in 30 s')),
+      30_000,
+    );
+    await firstJoin.finally(() => clearTimeout(timer));
   }
 
   setFilter(filter: EventFilter | undefined): void {

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Admin, Consumer, Kafka, Producer } from 'kafkajs';
 import { TributaryError } from '../../core/errors.js';
-import { RETRY_AFTER_SECONDS } from './errors.js';
+import { consumerStopped } from './errors.js';
 
 export interface ViewRecord {
   readonly key: string;
@@ -49,18 +49,6 @@ interface Waiter {
 
 /** How long after a reader stopped for good a new one is started. */
 export const READER_RESTART_MS = 5_000;
-
-/**
- * A kafkajs consumer that stopped on an error kafkajs does not retry, as a 503 naming it (a retry
- * can succeed once the cause is mended: the backend starts a new consumer by itself).
- */
-export function consumerStopped(what: string, error: unknown): TributaryError {
-  const message = (error as Error)?.message ?? String(error);
-  return new TributaryError('BACKEND_UNAVAILABLE', `Kafka: ${what} stopped: ${message}`, {
-    cause: error,
-    retryAfter: RETRY_AFTER_SECONDS,
-  });
-}
 
 export class TopicView {
   private applied = -1;
@@ -157,15 +145,12 @@ export class TopicView {
    */
   private readerStopped(consumer: Consumer, error: unknown): void {
     if (this.closed || consumer !== this.consumer || this.restartTimer !== undefined) return;
-    const failure = consumerStopped(`the reader of ${this.options.topic}`, error);
+    const what = `the reader of ${this.options.topic}`;
+    const failure = consumerStopped(what, error);
     this.failure = failure;
     for (const waiter of this.waiters) waiter.reject(failure);
     this.waiters.clear();
-    this.options.onConsumerStopped?.(
-      `the reader of ${this.options.topic}`,
-      failure,
-      READER_RESTART_MS,
-    );
+    this.options.onConsumerStopped?.(what, failure, READER_RESTART_MS);
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
       if (this.closed) return;
